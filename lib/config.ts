@@ -1,0 +1,133 @@
+/**
+ * Server options, their defaults in one place, and validation done once at start.
+ *
+ * @module
+ */
+
+import { HUB_DEFAULTS } from "./hub.ts";
+import type { LogFormat, Logger, LogLevel } from "./log.ts";
+import { type Mode, MODES } from "./route.ts";
+
+/** Which WebSocket engine runs under the hub. */
+export type Engine = "deno" | "raw";
+/** Every accepted {@linkcode Engine}. */
+export const ENGINES: readonly Engine[] = ["deno", "raw"];
+
+/** Everything a Hubbub server can be told; each field is optional and defaults from {@linkcode DEFAULTS}. */
+export interface ServerOptions {
+  /** TCP port; 0 picks a free one. @default {8765} */
+  port?: number;
+  /** Interface to listen on; `0.0.0.0` exposes the server. @default {"localhost"} */
+  hostname?: string;
+  /** What `/` does. @default {"broadcast"} */
+  mode?: Mode;
+  /** Which engine runs the sockets. @default {"deno"} */
+  engine?: Engine;
+  /** Largest message in bytes (1009 beyond). @default {1048576} */
+  maxMessageBytes?: number;
+  /** Bytes queued for one peer before it is evicted as a slow consumer (1013). @default {1048576} */
+  maxBufferedBytes?: number;
+  /** Messages per second per connection, burst 2×; 0 is off (1008 beyond). @default {0} */
+  rateLimit?: number;
+  /**
+   * Open connections in total (503 beyond). 10,000: about 200 MB at Deno's ~19 KB per idle socket, well within
+   * a small machine, and far beyond what one chat deployment needs.
+   * @default {10000}
+   */
+  maxConnections?: number;
+  /** Open connections from one IP (429 beyond); 256 leaves room for a NAT'd office. @default {256} */
+  maxConnectionsPerIp?: number;
+  /** Seconds without traffic before a ping, and as long again before the peer is closed; 0 is off. @default {30} */
+  idleTimeout?: number;
+  /** Exact origins allowed to connect, or `*`; empty allows any. @default {[]} */
+  allowedOrigins?: string[];
+  /** Refuse upgrades without an `Origin` header. @default {false} */
+  requireOrigin?: boolean;
+  /** Shared secret every upgrade must present; empty is off. @default {""} */
+  token?: string;
+  /** PEM certificate chain, to serve wss:// (with `key`). @default {undefined} */
+  cert?: string;
+  /** PEM private key, to serve wss:// (with `cert`). @default {undefined} */
+  key?: string;
+  /** Milliseconds shutdown waits for clients to finish closing before it stops waiting. @default {1500} */
+  shutdownTimeout?: number;
+  /** Where the server logs; overrides `logLevel`/`logFormat`. @default {a stderr logger} */
+  logger?: Logger;
+  /** Lowest level logged. @default {"info"} */
+  logLevel?: LogLevel;
+  /** Log line format. @default {"text"} */
+  logFormat?: LogFormat;
+}
+
+/** The defaults behind {@linkcode ServerOptions}. */
+export const DEFAULTS = {
+  port: 8765,
+  hostname: "localhost",
+  mode: "broadcast" as Mode,
+  engine: "deno" as Engine,
+  maxMessageBytes: HUB_DEFAULTS.maxMessageBytes,
+  maxBufferedBytes: HUB_DEFAULTS.maxBufferedBytes,
+  rateLimit: HUB_DEFAULTS.rateLimit,
+  maxConnections: 10_000,
+  maxConnectionsPerIp: 256,
+  idleTimeout: 30,
+  requireOrigin: false,
+  token: "",
+  shutdownTimeout: 1500,
+  logLevel: "info" as LogLevel,
+  logFormat: "text" as LogFormat,
+} as const;
+
+/** {@linkcode ServerOptions} with every default applied and every value checked. */
+export type ResolvedOptions =
+  & Required<Omit<ServerOptions, "cert" | "key" | "logger" | "allowedOrigins">>
+  & Pick<ServerOptions, "cert" | "key" | "logger">
+  & { allowedOrigins: string[] };
+
+function wholeNumber(name: string, value: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new RangeError(`${name} must be a whole number from ${min} to ${max}: ${value}`);
+  }
+  return value;
+}
+
+/**
+ * Applies defaults and validates; throws `RangeError`/`TypeError` naming the bad option and its value.
+ *
+ * @example
+ * ```ts
+ * import { resolveOptions } from "./config.ts";
+ * import assert from "node:assert/strict";
+ * assert.equal(resolveOptions({}).port, 8765);
+ * assert.throws(() => resolveOptions({ port: 70000 }), RangeError);
+ * ```
+ */
+export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
+  const o = { ...DEFAULTS, allowedOrigins: [] as string[], ...stripUndefined(options) };
+  wholeNumber("port", o.port, 0, 65535);
+  if (typeof o.hostname !== "string" || o.hostname.length === 0) {
+    throw new TypeError(`hostname must be a non-empty string: ${o.hostname}`);
+  }
+  if (!MODES.includes(o.mode)) throw new TypeError(`mode must be one of ${MODES.join(", ")}: ${o.mode}`);
+  if (!ENGINES.includes(o.engine)) throw new TypeError(`engine must be one of ${ENGINES.join(", ")}: ${o.engine}`);
+  wholeNumber("maxMessageBytes", o.maxMessageBytes, 1);
+  wholeNumber("maxBufferedBytes", o.maxBufferedBytes, 1);
+  wholeNumber("rateLimit", o.rateLimit, 0);
+  wholeNumber("maxConnections", o.maxConnections, 1);
+  wholeNumber("maxConnectionsPerIp", o.maxConnectionsPerIp, 1);
+  wholeNumber("idleTimeout", o.idleTimeout, 0, 86_400);
+  wholeNumber("shutdownTimeout", o.shutdownTimeout, 0, 60_000);
+  for (const origin of o.allowedOrigins) {
+    if (origin !== "*" && !/^[a-z][a-z0-9+.-]*:\/\/[^/\s]+$/i.test(origin)) {
+      throw new TypeError(`allowedOrigins entries must look like https://example.com (no path) or *: ${origin}`);
+    }
+  }
+  if ((o.cert === undefined) !== (o.key === undefined)) {
+    throw new TypeError("cert and key must be given together: got only " + (o.cert === undefined ? "key" : "cert"));
+  }
+  return o;
+}
+
+function stripUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

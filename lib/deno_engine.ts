@@ -1,0 +1,93 @@
+/**
+ * The default engine: `Deno.upgradeWebSocket` sockets wrapped into {@linkcode Peer}s. The only file that calls
+ * `Deno.upgradeWebSocket`, and the one that owns its quirks (see ENGINE_NOTES): `send` before open throws, `send`
+ * after close is dropped, `close` can fire twice, a socket that never reads cannot be force-closed.
+ *
+ * @module
+ */
+
+import { MAX_CLOSE_REASON_BYTES } from "./close_code.ts";
+import type { Upgrade, UpgradeRequest } from "./handler.ts";
+import type { Connection, Hub } from "./hub.ts";
+import type { Logger } from "./log.ts";
+import { type Message, nextPeerId, type Peer } from "./peer.ts";
+import { truncateUtf8 } from "./utf8.ts";
+
+/** A `Deno.upgradeWebSocket` socket as a {@linkcode Peer}. */
+export class DenoPeer implements Peer {
+  /** Process-unique id. */
+  readonly id: number = nextPeerId();
+  readonly #socket: WebSocket;
+
+  /** Wraps `socket`; sets `binaryType` so binary arrives as `ArrayBuffer`, never `Blob`. */
+  constructor(socket: WebSocket) {
+    this.#socket = socket;
+    socket.binaryType = "arraybuffer";
+  }
+
+  /** Bytes Deno has queued and not yet written; reads 0 once the socket is no longer open. */
+  get bufferedAmount(): number {
+    return this.#socket.bufferedAmount;
+  }
+
+  /** Sends `data` unchanged when open; dropped otherwise (the hub has already let go of a closing peer). */
+  send(data: Message): void {
+    if (this.#socket.readyState === WebSocket.OPEN) this.#socket.send(data);
+  }
+
+  /** Starts the closing handshake; the reason is cut to 123 UTF-8 bytes; a no-op once closing. */
+  close(code: number, reason: string): void {
+    const state = this.#socket.readyState;
+    if (state === WebSocket.CLOSING || state === WebSocket.CLOSED) return;
+    this.#socket.close(code, truncateUtf8(reason, MAX_CLOSE_REASON_BYTES));
+  }
+}
+
+/** What {@linkcode createDenoUpgrade} needs. */
+export interface DenoUpgradeOptions {
+  /** The hub each socket joins on open. */
+  hub: Hub;
+  /** Seconds of silence before Deno pings, and as long again before it closes with 1001; 0 is off. */
+  idleTimeout: number;
+  /** Where connects and disconnects are logged. */
+  logger: Logger;
+  /** Every open socket, so shutdown can close them and wait. */
+  sockets: Set<WebSocket>;
+}
+
+/**
+ * Returns the {@linkcode Upgrade} for the deno engine. The `Sec-WebSocket-Protocol` header is never passed to Deno
+ * as a `protocol` option: Deno splits it only on `", "` and throws on `a,b`; no subprotocol is selected yet.
+ */
+export function createDenoUpgrade(options: DenoUpgradeOptions): Upgrade {
+  const { hub, idleTimeout, logger, sockets } = options;
+  return ({ request, endpoint, release, ip, path }: UpgradeRequest) => {
+    const { socket, response } = Deno.upgradeWebSocket(request, { idleTimeout });
+    const peer = new DenoPeer(socket);
+    let connection: Connection | undefined;
+    let closed = false;
+    sockets.add(socket);
+    socket.onopen = () => {
+      connection = hub.connect(peer, endpoint);
+      logger.log("info", "client connected", { peer: peer.id, ip, path });
+    };
+    socket.onmessage = (event: MessageEvent<Message>) => {
+      connection?.receive(event.data);
+    };
+    socket.onclose = (event: CloseEvent) => {
+      // Deno can report close twice (1001 then 1005 on idle timeout): the first one counts.
+      if (closed) return;
+      closed = true;
+      sockets.delete(socket);
+      connection?.disconnect();
+      release();
+      hub.stats.countClose(event.code);
+      logger.log("info", "client disconnected", { peer: peer.id, code: event.code, reason: event.reason || undefined });
+    };
+    socket.onerror = (event) => {
+      // A close event always follows; this only records why.
+      logger.log("debug", "socket error", { peer: peer.id, error: (event as ErrorEvent).message });
+    };
+    return response;
+  };
+}

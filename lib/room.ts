@@ -1,0 +1,23 @@
+/**
+ * A named set of members; one side of the hub's two-way index.
+ *
+ * @module
+ */
+
+/** A broadcast room: the members that receive what is published to `name`. */
+export class Room<M> {
+  /** The room's key in the hub. */
+  readonly name: string;
+  /** Members in join order; a `Set` so leaving is O(1) and iteration keeps order. */
+  readonly members: Set<M> = new Set();
+
+  /** Creates an empty room called `name`. */
+  constructor(name: string) {
+    this.name = name;
+  }
+
+  /** Number of members. */
+  get size(): number {
+    return this.members.size;
+  }
+}

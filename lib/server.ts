@@ -1,0 +1,179 @@
+/**
+ * Running Hubbub: {@linkcode serve} starts a server on `Deno.serve`; {@linkcode createHubbub} gives the handler to
+ * mount in your own server.
+ *
+ * @module
+ */
+
+import { ConnectionLimiter } from "./access.ts";
+import { CLOSE_CODE } from "./close_code.ts";
+import { type ResolvedOptions, resolveOptions, type ServerOptions } from "./config.ts";
+import { createDenoUpgrade } from "./deno_engine.ts";
+import { type ClientInfo, createHandler } from "./handler.ts";
+import { Hub } from "./hub.ts";
+import { createLogger, type Logger } from "./log.ts";
+
+/** The reason sent with 1001 to every client on shutdown. */
+export const SHUTDOWN_REASON = "server shutting down";
+
+/** A hub with its handler, ready to mount under any `Deno.serve`. */
+export interface Hubbub {
+  /** The hub: rooms, counters, and `publish` for server-side messages. */
+  readonly hub: Hub;
+  /** The options in force, defaults applied. */
+  readonly options: ResolvedOptions;
+  /** The logger in use. */
+  readonly logger: Logger;
+  /** Answers every Hubbub route: WebSocket upgrades, the page, `/healthz`, `/stats`, `/metrics`. */
+  handler(request: Request, info: ClientInfo): Response;
+  /**
+   * Closes every client with 1001 `server shutting down` and waits until their close events ran, or until
+   * `shutdownTimeout` ms passed (a client that stopped reading may never finish its close).
+   */
+  closeAll(): Promise<void>;
+}
+
+/**
+ * Creates a hub and its `Request → Response` handler on the deno engine, to mount in your own `Deno.serve`.
+ *
+ * @example Mount Hubbub under /ws in another app
+ * ```ts ignore
+ * import { createHubbub } from "./server.ts";
+ * const hubbub = createHubbub({ maxMessageBytes: 64 * 1024 });
+ * Deno.serve((request, info) => {
+ *   const url = new URL(request.url);
+ *   if (url.pathname === "/ws") return hubbub.handler(new Request(new URL("/", url), request), info);
+ *   return new Response("my app");
+ * });
+ * ```
+ */
+export function createHubbub(options: ServerOptions = {}): Hubbub {
+  const resolved = resolveOptions(options);
+  const logger = resolved.logger ?? createLogger({ level: resolved.logLevel, format: resolved.logFormat });
+  const hub = new Hub({
+    maxMessageBytes: resolved.maxMessageBytes,
+    maxBufferedBytes: resolved.maxBufferedBytes,
+    rateLimit: resolved.rateLimit,
+    logger,
+  });
+  const sockets = new Set<WebSocket>();
+  const limiter = new ConnectionLimiter({ max: resolved.maxConnections, maxPerIp: resolved.maxConnectionsPerIp });
+  const upgrade = createDenoUpgrade({ hub, idleTimeout: resolved.idleTimeout, logger, sockets });
+  const handler = createHandler({ hub, options: resolved, logger, limiter, upgrade });
+  return {
+    hub,
+    options: resolved,
+    logger,
+    handler,
+    async closeAll() {
+      hub.closeAll(CLOSE_CODE.GoingAway, SHUTDOWN_REASON);
+      for (const socket of sockets) {
+        if (socket.readyState === WebSocket.OPEN) socket.close(CLOSE_CODE.GoingAway, SHUTDOWN_REASON);
+      }
+      await waitFor(() => sockets.size === 0, resolved.shutdownTimeout);
+    },
+  };
+}
+
+/** A running server. */
+export interface HubbubServer {
+  /** The hub behind it. */
+  readonly hub: Hub;
+  /** The options in force. */
+  readonly options: ResolvedOptions;
+  /** The logger in use. */
+  readonly logger: Logger;
+  /** Where it listens, e.g. `http://localhost:8765` (`https:` with TLS); no trailing slash. */
+  readonly url: string;
+  /** The WebSocket URL of `/`, e.g. `ws://localhost:8765`. */
+  readonly wsUrl: string;
+  /** The bound address; `port` is the real one when 0 was asked. */
+  readonly addr: Deno.NetAddr;
+  /** Resolves once listening (already true when `serve` returns; kept for engines that bind asynchronously). */
+  readonly ready: Promise<void>;
+  /** Resolves when the server has stopped. */
+  readonly finished: Promise<void>;
+  /** Closes every client with 1001, then stops listening; resolves within about `shutdownTimeout` ms. */
+  shutdown(): Promise<void>;
+}
+
+/**
+ * Starts a Hubbub server.
+ *
+ * @example
+ * ```ts
+ * import { serve } from "./server.ts";
+ * import { SILENT_LOGGER } from "./log.ts";
+ * const server = serve({ port: 0, hostname: "127.0.0.1", logger: SILENT_LOGGER });
+ * const socket = new WebSocket(server.wsUrl);
+ * await new Promise((resolve) => socket.onopen = resolve);
+ * socket.close();
+ * await new Promise((resolve) => socket.onclose = resolve);
+ * await server.shutdown();
+ * ```
+ */
+export function serve(options: ServerOptions = {}): HubbubServer {
+  const hubbub = createHubbub(options);
+  const resolved = hubbub.options;
+  if (resolved.engine !== "deno") {
+    throw new TypeError(`engine "${resolved.engine}" is not available in this build: use --engine deno`);
+  }
+  const tls = resolved.cert !== undefined && resolved.key !== undefined;
+  const server = Deno.serve({
+    port: resolved.port,
+    hostname: resolved.hostname,
+    ...(tls ? { cert: resolved.cert, key: resolved.key } : {}),
+    onListen() {},
+    onError(error) {
+      hubbub.logger.log("error", "request handler failed", { error: String(error) });
+      return new Response("Internal server error\n", { status: 500 });
+    },
+  }, hubbub.handler);
+  const addr = server.addr;
+  const host = displayHost(resolved.hostname);
+  const url = `${tls ? "https" : "http"}://${host}:${addr.port}`;
+  let stopping: Promise<void> | undefined;
+  return {
+    hub: hubbub.hub,
+    options: resolved,
+    logger: hubbub.logger,
+    url,
+    wsUrl: `${tls ? "wss" : "ws"}://${host}:${addr.port}`,
+    addr,
+    ready: Promise.resolve(),
+    finished: server.finished,
+    shutdown() {
+      stopping ??= (async () => {
+        const deadline = Date.now() + resolved.shutdownTimeout;
+        await hubbub.closeAll();
+        await withTimeout(server.shutdown(), deadline - Date.now());
+      })();
+      return stopping;
+    },
+  };
+}
+
+function displayHost(hostname: string): string {
+  if (hostname === "0.0.0.0" || hostname === "::") return "localhost";
+  return hostname.includes(":") ? `[${hostname}]` : hostname;
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Waits for `promise`, or for `ms` to pass, whichever comes first; clears its timer either way. */
+async function withTimeout(promise: Promise<void>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([promise, new Promise<void>((resolve) => timer = setTimeout(resolve, Math.max(0, ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Polls `done` every 10 ms until it is true or `timeoutMs` passed; leaves no timer behind. */
+async function waitFor(done: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done() && Date.now() < deadline) await delay(10);
+}

@@ -1,0 +1,40 @@
+/**
+ * The counters every engine and the hub update, read by `/healthz` and `/metrics`.
+ *
+ * @module
+ */
+
+/** Why a message was not delivered to a peer, or a peer was dropped. */
+export const DROP_REASONS = ["slow_consumer", "send_error", "too_big", "rate_limit"] as const;
+/** One of {@linkcode DROP_REASONS}. */
+export type DropReason = typeof DROP_REASONS[number];
+
+/** Plain counters; cheap to bump on the hot path (no maps touched per delivery). */
+export class Stats {
+  /** Messages received from clients. */
+  messagesReceived = 0;
+  /** Messages handed to a peer's `send`. */
+  messagesDelivered = 0;
+  /** Payload bytes received. */
+  bytesIn = 0;
+  /** Payload bytes handed to peers' `send`. */
+  bytesOut = 0;
+  /** Messages (or peers) dropped, by reason. */
+  readonly dropped: Record<DropReason, number> = { slow_consumer: 0, send_error: 0, too_big: 0, rate_limit: 0 };
+  /** Connections closed, by the close code the server observed. */
+  readonly closes: Map<number, number> = new Map();
+  /** Handshakes refused, by reason label (e.g. `not_found`, `bad_key`, `origin`). */
+  readonly refused: Map<string, number> = new Map();
+  /** WebSocket upgrades accepted. */
+  upgrades = 0;
+
+  /** Counts one close with `code`. */
+  countClose(code: number): void {
+    this.closes.set(code, (this.closes.get(code) ?? 0) + 1);
+  }
+
+  /** Counts one refused handshake under `label`. */
+  countRefusal(label: string): void {
+    this.refused.set(label, (this.refused.get(label) ?? 0) + 1);
+  }
+}

@@ -1,0 +1,194 @@
+/**
+ * Hubbub's command line: `hubbub [flags]` runs the server; `hubbub client <url>` runs the CLI client.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { DEFAULTS, type Engine, ENGINES, type ServerOptions } from "./lib/config.ts";
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "./lib/log.ts";
+import { type Mode, MODES } from "./lib/route.ts";
+import { serve } from "./lib/server.ts";
+import { runClient } from "./lib/client.ts";
+import denoJson from "./deno.json" with { type: "json" };
+
+/** Hubbub's version, from deno.json. */
+export const VERSION: string = denoJson.version;
+
+/** The `--help` text. */
+export const USAGE = `Hubbub ${VERSION}: a WebSocket hub (echo, broadcast chat room, named rooms).
+
+Usage: hubbub [flags]            run the server
+       hubbub client [flags] URL run the CLI client (hubbub client --help)
+
+Flags:
+  -p, --port N                  port to listen on; 0 picks one (default ${DEFAULTS.port}; env PORT)
+      --hostname HOST           interface to listen on; 0.0.0.0 to expose (default ${DEFAULTS.hostname})
+      --mode echo|broadcast     what / does (default ${DEFAULTS.mode})
+      --engine deno|raw         WebSocket engine (default ${DEFAULTS.engine})
+      --max-message-bytes N     largest message; larger closes with 1009 (default ${DEFAULTS.maxMessageBytes})
+      --max-buffered-bytes N    bytes queued per client before it is closed with 1013 (default ${DEFAULTS.maxBufferedBytes})
+      --rate-limit N            messages/s per connection, burst 2N; 0 = off; over it closes with 1008 (default 0)
+      --max-connections N       open connections in total; beyond it 503 (default ${DEFAULTS.maxConnections})
+      --max-connections-per-ip N  open connections per client IP; beyond it 429 (default ${DEFAULTS.maxConnectionsPerIp})
+      --idle-timeout S          seconds before an idle client is pinged, and again before it is closed; 0 = off (default ${DEFAULTS.idleTimeout})
+      --allowed-origin ORIGIN   allow this Origin (repeatable; * for any); others get 403
+      --require-origin          refuse upgrades without an Origin header
+      --token TOKEN             require Authorization: Bearer TOKEN or ?token=TOKEN (env HUBBUB_TOKEN)
+      --cert FILE --key FILE    PEM certificate and key: serve wss:// and https://
+      --log-level LEVEL         debug|info|warn|error (default ${DEFAULTS.logLevel})
+      --log-format FORMAT       text|json (default ${DEFAULTS.logFormat})
+  -h, --help                    show this help
+  -V, --version                 show the version
+`;
+
+/** A command-line mistake: printed with the usage, exit code 2. */
+class UsageError extends Error {}
+
+function integer(name: string, value: string | undefined, fallback: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (value === undefined) return fallback;
+  if (!/^\d+$/.test(value) || Number(value) > max) {
+    throw new UsageError(`--${name} must be a whole number from 0 to ${max}: ${value}`);
+  }
+  return Number(value);
+}
+
+function oneOf<T extends string>(name: string, value: string | undefined, allowed: readonly T[]): T | undefined {
+  if (value === undefined) return undefined;
+  if (!allowed.includes(value as T)) throw new UsageError(`--${name} must be one of ${allowed.join(", ")}: ${value}`);
+  return value as T;
+}
+
+/** Parses server flags into options; throws `UsageError` on a bad flag or value. */
+async function parseServerArgs(args: string[]): Promise<ServerOptions | "help" | "version"> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        port: { type: "string", short: "p" },
+        hostname: { type: "string" },
+        mode: { type: "string" },
+        engine: { type: "string" },
+        "max-message-bytes": { type: "string" },
+        "max-buffered-bytes": { type: "string" },
+        "rate-limit": { type: "string" },
+        "max-connections": { type: "string" },
+        "max-connections-per-ip": { type: "string" },
+        "idle-timeout": { type: "string" },
+        "allowed-origin": { type: "string", multiple: true },
+        "require-origin": { type: "boolean" },
+        token: { type: "string" },
+        cert: { type: "string" },
+        key: { type: "string" },
+        "log-level": { type: "string" },
+        "log-format": { type: "string" },
+        help: { type: "boolean", short: "h" },
+        version: { type: "boolean", short: "V" },
+      },
+    }));
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  if (values.help) return "help";
+  if (values.version) return "version";
+  const env = (name: string) =>
+    Deno.permissions.querySync({ name: "env", variable: name }).state === "granted" ? Deno.env.get(name) : undefined;
+  const portSource = values.port ?? env("PORT");
+  const options: ServerOptions = {
+    port: integer(
+      values.port === undefined && portSource !== undefined ? "port (env PORT)" : "port",
+      portSource,
+      DEFAULTS.port,
+      65535,
+    ),
+    hostname: values.hostname,
+    mode: oneOf<Mode>("mode", values.mode, MODES),
+    engine: oneOf<Engine>("engine", values.engine, ENGINES),
+    maxMessageBytes: integer("max-message-bytes", values["max-message-bytes"], DEFAULTS.maxMessageBytes),
+    maxBufferedBytes: integer("max-buffered-bytes", values["max-buffered-bytes"], DEFAULTS.maxBufferedBytes),
+    rateLimit: integer("rate-limit", values["rate-limit"], DEFAULTS.rateLimit),
+    maxConnections: integer("max-connections", values["max-connections"], DEFAULTS.maxConnections),
+    maxConnectionsPerIp: integer(
+      "max-connections-per-ip",
+      values["max-connections-per-ip"],
+      DEFAULTS.maxConnectionsPerIp,
+    ),
+    idleTimeout: integer("idle-timeout", values["idle-timeout"], DEFAULTS.idleTimeout, 86_400),
+    allowedOrigins: values["allowed-origin"],
+    requireOrigin: values["require-origin"],
+    token: values.token ?? env("HUBBUB_TOKEN"),
+    logLevel: oneOf<LogLevel>("log-level", values["log-level"], LOG_LEVELS),
+    logFormat: oneOf<LogFormat>("log-format", values["log-format"], LOG_FORMATS),
+  };
+  if ((values.cert === undefined) !== (values.key === undefined)) {
+    throw new UsageError("--cert and --key go together: give both PEM files");
+  }
+  if (values.cert !== undefined && values.key !== undefined) {
+    try {
+      options.cert = await Deno.readTextFile(values.cert);
+      options.key = await Deno.readTextFile(values.key);
+    } catch (error) {
+      throw new UsageError(`Cannot read the TLS certificate or key: ${(error as Error).message}`);
+    }
+  }
+  return options;
+}
+
+/** Runs the CLI with `args`; resolves to the exit code once the server has stopped (or at once for errors). */
+export async function main(args: string[] = Deno.args): Promise<number> {
+  if (args[0] === "client") return await runClient(args.slice(1));
+  let parsed;
+  try {
+    parsed = await parseServerArgs(args);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    console.error(`hubbub: ${error.message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (parsed === "help") {
+    console.log(USAGE);
+    return 0;
+  }
+  if (parsed === "version") {
+    console.log(`hubbub ${VERSION} (deno ${Deno.version.deno})`);
+    return 0;
+  }
+  let server;
+  try {
+    server = serve(parsed);
+  } catch (error) {
+    const message = error instanceof Deno.errors.AddrInUse
+      ? `port ${parsed.port} is already in use: pick another with --port`
+      : (error as Error).message;
+    console.error(`hubbub: cannot start: ${message}`);
+    return 1;
+  }
+  const { url, wsUrl, options } = server;
+  console.log(
+    [
+      `Hubbub ${VERSION} listening on ${url} (engine ${options.engine}, mode ${options.mode})`,
+      `  ${options.mode === "echo" ? "echo      " : "chat room "} ${wsUrl}/`,
+      `  echo       ${wsUrl}/echo`,
+      `  rooms      ${wsUrl}/rooms/<name>`,
+      `  browser    ${url}/`,
+      `  health     ${url}/healthz    metrics ${url}/metrics`,
+      options.token ? "  a token is required to connect (Authorization: Bearer or ?token=)" : "",
+      "Press Ctrl+C to stop.",
+    ].filter((line) => line !== "").join("\n"),
+  );
+  const stop = (signal: Deno.Signal) => {
+    server.logger.log("info", "shutting down", { signal });
+    // Belt and braces: exit even if a client that stopped reading holds the shutdown up.
+    const timer = setTimeout(() => Deno.exit(0), options.shutdownTimeout + 400);
+    Deno.unrefTimer(timer);
+    server.shutdown().then(() => Deno.exit(0));
+  };
+  for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(signal, () => stop(signal));
+  await server.finished;
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await main());

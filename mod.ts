@@ -1,0 +1,30 @@
+/**
+ * Hubbub as a library: start a server with {@linkcode serve}, or mount the hub in your own `Deno.serve` handler
+ * with {@linkcode createHubbub}; the {@linkcode Hub} itself works over any {@linkcode Peer}.
+ *
+ * @example
+ * ```ts
+ * import { serve } from "./mod.ts";
+ * const server = serve({ port: 0, hostname: "127.0.0.1", logLevel: "warn" });
+ * const socket = new WebSocket(`${server.wsUrl}/rooms/lobby`);
+ * await new Promise((resolve) => socket.onopen = resolve);
+ * socket.send("Hello World!");
+ * const echo = await new Promise((resolve) => socket.onmessage = (event) => resolve(event.data));
+ * if (echo !== "Hello World!") throw new Error("the room did not deliver");
+ * socket.close();
+ * await new Promise((resolve) => socket.onclose = resolve);
+ * await server.shutdown();
+ * ```
+ *
+ * @module
+ */
+
+export { createHubbub, type Hubbub, type HubbubServer, serve, SHUTDOWN_REASON } from "./lib/server.ts";
+export { type Connection, type Endpoint, Hub, HUB_DEFAULTS, type HubOptions } from "./lib/hub.ts";
+export type { Message, Peer } from "./lib/peer.ts";
+export { CLOSE_CODE, type CloseCode } from "./lib/close_code.ts";
+export { DEFAULTS, type Engine, type ResolvedOptions, type ServerOptions } from "./lib/config.ts";
+export { createLogger, type Logger, type LoggerOptions, SILENT_LOGGER } from "./lib/log.ts";
+export { Stats } from "./lib/stats.ts";
+export { MAIN_ROOM, type Mode } from "./lib/route.ts";
+export type { ClientInfo } from "./lib/handler.ts";

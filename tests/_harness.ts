@@ -1,0 +1,299 @@
+/**
+ * Shared helpers for server tests: every server test runs once per engine, over real sockets on 127.0.0.1.
+ *
+ * @module
+ */
+
+import type { Engine, ServerOptions } from "../lib/config.ts";
+import { createLogger, type Logger } from "../lib/log.ts";
+import { type HubbubServer, serve } from "../lib/server.ts";
+
+/** The engines every server test runs against. */
+export const ENGINES: readonly Engine[] = ["deno"];
+
+/** Registers `fn` once per engine, named `[engine] name`, with Deno's leak sanitizers on. */
+export function engineTest(
+  name: string,
+  fn: (engine: Engine) => Promise<void>,
+  options: { engines?: readonly Engine[]; ignore?: boolean } = {},
+): void {
+  for (const engine of options.engines ?? ENGINES) {
+    Deno.test({
+      name: `[${engine}] ${name}`,
+      ignore: options.ignore,
+      sanitizeOps: true,
+      sanitizeResources: true,
+      fn: () => fn(engine),
+    });
+  }
+}
+
+/** Log lines captured from a test server. */
+export interface CapturedLog {
+  /** Every line written, in order. */
+  readonly lines: string[];
+  /** The logger writing into `lines`. */
+  readonly logger: Logger;
+}
+
+/** A logger that keeps its lines (json format) for assertions, at `level`. */
+export function captureLog(level: "debug" | "info" | "warn" = "info"): CapturedLog {
+  const lines: string[] = [];
+  return { lines, logger: createLogger({ level, format: "json", write: (line) => lines.push(line) }) };
+}
+
+/** Starts a server on a free port of 127.0.0.1 with a silent (or given) logger. */
+export function startServer(engine: Engine, options: ServerOptions = {}): HubbubServer {
+  return serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    engine,
+    logger: options.logger ?? createLogger({ level: "error", write: () => {} }),
+    ...options,
+  });
+}
+
+/** A WebSocket client that queues what it receives, for tests. */
+export class TestClient {
+  /** The underlying socket. */
+  readonly socket: WebSocket;
+  /** Every message received so far. */
+  readonly received: (string | ArrayBuffer)[] = [];
+  /** Resolves with the close event's code and reason. */
+  readonly closed: Promise<{ code: number; reason: string }>;
+  #waiters: (() => void)[] = [];
+
+  constructor(url: string, protocols?: string | string[], headers?: HeadersInit) {
+    this.socket = headers
+      ? new WebSocket(url, { protocols, headers } as unknown as string[])
+      : new WebSocket(url, protocols);
+    this.socket.binaryType = "arraybuffer";
+    this.socket.onmessage = (event) => {
+      this.received.push(event.data);
+      this.#wake();
+    };
+    this.closed = new Promise((resolve) => {
+      this.socket.onclose = (event) => {
+        resolve({ code: event.code, reason: event.reason });
+        this.#wake();
+      };
+    });
+  }
+
+  #wake(): void {
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  /** Resolves once open; rejects if the socket closes first. */
+  opened(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (this.socket.readyState === WebSocket.OPEN) return resolve();
+      this.socket.addEventListener("open", () => resolve(), { once: true });
+      this.socket.addEventListener("error", () => reject(new Error("WebSocket failed to open")), { once: true });
+    });
+  }
+
+  /** Waits until at least `count` messages arrived (or the socket closed, or `timeoutMs` passed). */
+  async waitFor(count: number, timeoutMs = 10_000): Promise<(string | ArrayBuffer)[]> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.received.length < count && this.socket.readyState !== WebSocket.CLOSED) {
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((resolve) => {
+        this.#waiters.push(resolve);
+        timer = setTimeout(resolve, left);
+      });
+      clearTimeout(timer);
+    }
+    return this.received;
+  }
+
+  /** Closes (if still open) and waits for the close event. */
+  async close(code = 1000, reason = ""): Promise<{ code: number; reason: string }> {
+    if (this.socket.readyState <= WebSocket.OPEN) this.socket.close(code, reason);
+    return await this.closed;
+  }
+}
+
+/** Opens `count` clients on `url` and waits until all are open. */
+export async function openClients(url: string, count: number): Promise<TestClient[]> {
+  const clients = Array.from({ length: count }, () => new TestClient(url));
+  await Promise.all(clients.map((client) => client.opened()));
+  return clients;
+}
+
+/** Closes every client and waits for each close event. */
+export async function closeAll(clients: TestClient[]): Promise<void> {
+  await Promise.all(clients.map((client) => client.close()));
+}
+
+/** Polls `check` every 10 ms until it returns true, or throws after `timeoutMs` with `what`. */
+export async function eventually(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 5000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** Fetches `/healthz` and returns its JSON. */
+export async function health(server: HubbubServer): Promise<{ status: string; connections: number; rooms: number }> {
+  const response = await fetch(`${server.url}/healthz`);
+  return await response.json();
+}
+
+/** A raw HTTP response: status line parsed, headers lower-cased, body as text. */
+export interface RawResponse {
+  /** HTTP status. */
+  status: number;
+  /** Header map, names lower-cased. */
+  headers: Map<string, string>;
+  /** Body (what arrived before the server closed or `timeoutMs`). */
+  body: string;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Sends `head` (a full request head, CRLFs included) over a raw TCP connection and reads the response. */
+export async function rawRequest(port: number, head: string | Uint8Array, timeoutMs = 3000): Promise<RawResponse> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    await conn.write(typeof head === "string" ? encoder.encode(head) : head).catch(() => 0);
+    let text = "";
+    const buffer = new Uint8Array(65536);
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const n = await Promise.race([
+        conn.read(buffer).catch(() => null),
+        new Promise<"timeout">((resolve) => timer = setTimeout(() => resolve("timeout"), deadline - Date.now())),
+      ]);
+      clearTimeout(timer);
+      if (n === null || n === "timeout") break;
+      text += decoder.decode(buffer.subarray(0, n));
+      const end = text.indexOf("\r\n\r\n");
+      if (end >= 0) {
+        const length = /\r\ncontent-length:\s*(\d+)/i.exec(text.slice(0, end))?.[1];
+        if (length !== undefined && encoder.encode(text.slice(end + 4)).length >= Number(length)) break;
+        if (text.startsWith("HTTP/1.1 101")) break;
+      }
+    }
+    const [headText, ...rest] = text.split("\r\n\r\n");
+    const [statusLine, ...headerLines] = headText.split("\r\n");
+    const headers = new Map<string, string>();
+    for (const line of headerLines) {
+      const colon = line.indexOf(":");
+      if (colon > 0) headers.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
+    }
+    return { status: Number(statusLine.split(" ")[1] ?? 0), headers, body: rest.join("\r\n\r\n") };
+  } finally {
+    conn.close();
+  }
+}
+
+/** A well-formed upgrade request head for `path`, with `extra` header lines (each ending in CRLF). */
+export function upgradeHead(path: string, extra = "", options: { omit?: string[]; version?: string } = {}): string {
+  const lines: [string, string][] = [
+    ["Host", "127.0.0.1"],
+    ["Upgrade", "websocket"],
+    ["Connection", "Upgrade"],
+    ["Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="],
+    ["Sec-WebSocket-Version", "13"],
+  ];
+  const kept = lines.filter(([name]) => !options.omit?.includes(name));
+  return `GET ${path} HTTP/${options.version ?? "1.1"}\r\n${
+    kept.map(([k, v]) => `${k}: ${v}\r\n`).join("")
+  }${extra}\r\n`;
+}
+
+/** Builds a masked client frame (RFC 6455 §5.2), as a browser would send it. */
+export function clientFrame(
+  opcode: number,
+  payload: Uint8Array | string,
+  options: { fin?: boolean; rsv?: number; mask?: boolean } = {},
+): Uint8Array {
+  const data = typeof payload === "string" ? encoder.encode(payload) : payload;
+  const mask = options.mask ?? true;
+  const length = data.length;
+  const extended = length < 126 ? 0 : length < 65536 ? 2 : 8;
+  const frame = new Uint8Array(2 + extended + (mask ? 4 : 0) + length);
+  frame[0] = ((options.fin ?? true) ? 0x80 : 0) | ((options.rsv ?? 0) << 4) | opcode;
+  frame[1] = (mask ? 0x80 : 0) | (extended === 0 ? length : extended === 2 ? 126 : 127);
+  const view = new DataView(frame.buffer);
+  if (extended === 2) view.setUint16(2, length);
+  if (extended === 8) view.setBigUint64(2, BigInt(length));
+  let offset = 2 + extended;
+  const key = [0x12, 0x34, 0x56, 0x78];
+  if (mask) {
+    frame.set(key, offset);
+    offset += 4;
+  }
+  for (let i = 0; i < length; i++) frame[offset + i] = mask ? data[i] ^ key[i & 3] : data[i];
+  return frame;
+}
+
+/** Opens a raw TCP connection, completes the upgrade on `path`, and returns the connection for frame-level abuse. */
+export async function rawSocket(port: number, path = "/"): Promise<Deno.TcpConn> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  await conn.write(encoder.encode(upgradeHead(path)));
+  let text = "";
+  const buffer = new Uint8Array(4096);
+  while (!text.includes("\r\n\r\n")) {
+    const n = await conn.read(buffer);
+    if (n === null) throw new Error(`Server closed during the handshake: ${text}`);
+    text += decoder.decode(buffer.subarray(0, n));
+  }
+  if (!text.startsWith("HTTP/1.1 101")) {
+    conn.close();
+    throw new Error(`Upgrade refused: ${text.split("\r\n")[0]}`);
+  }
+  return conn;
+}
+
+/** Reads server frames from a raw connection until a close frame (or EOF); returns the close code, if any. */
+export async function readUntilClose(conn: Deno.Conn, timeoutMs = 5000): Promise<number | null> {
+  const chunks: number[] = [];
+  const buffer = new Uint8Array(65536);
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const n = await Promise.race([
+      conn.read(buffer).catch(() => null),
+      new Promise<"timeout">((resolve) => timer = setTimeout(() => resolve("timeout"), deadline - Date.now())),
+    ]);
+    clearTimeout(timer);
+    if (n === null || n === "timeout") break;
+    for (let i = 0; i < n; i++) chunks.push(buffer[i]);
+    // Walk the unmasked server frames looking for a close (opcode 8).
+    let offset = 0;
+    while (offset + 2 <= chunks.length) {
+      const opcode = chunks[offset] & 0x0f;
+      let length = chunks[offset + 1] & 0x7f;
+      let header = 2;
+      if (length === 126) {
+        if (offset + 4 > chunks.length) break;
+        length = (chunks[offset + 2] << 8) | chunks[offset + 3];
+        header = 4;
+      } else if (length === 127) {
+        if (offset + 10 > chunks.length) break;
+        length = 0;
+        for (let i = 2; i < 10; i++) length = length * 256 + chunks[offset + i];
+        header = 10;
+      }
+      if (offset + header + length > chunks.length) break;
+      if (opcode === 8) {
+        return length >= 2 ? (chunks[offset + header] << 8) | chunks[offset + header + 1] : 1005;
+      }
+      offset += header + length;
+    }
+  }
+  return null;
+}

@@ -9,7 +9,8 @@ import { ConnectionLimiter } from "./access.ts";
 import { CLOSE_CODE } from "./close_code.ts";
 import { type ResolvedOptions, resolveOptions, type ServerOptions } from "./config.ts";
 import { createDenoUpgrade } from "./deno_engine.ts";
-import { type ClientInfo, createHandler } from "./handler.ts";
+import { type ClientInfo, createHandler, type Upgrade } from "./handler.ts";
+import { serveRaw } from "./raw_engine.ts";
 import { Hub } from "./hub.ts";
 import { createLogger, type Logger } from "./log.ts";
 
@@ -48,6 +49,27 @@ export interface Hubbub {
  * ```
  */
 export function createHubbub(options: ServerOptions = {}): Hubbub {
+  const core = createCore(options);
+  const { hub, logger, resolved } = core;
+  const sockets = new Set<WebSocket>();
+  const upgrade = createDenoUpgrade({ hub, idleTimeout: resolved.idleTimeout, logger, sockets });
+  return {
+    hub,
+    options: resolved,
+    logger,
+    handler: core.handler(upgrade),
+    async closeAll() {
+      hub.closeAll(CLOSE_CODE.GoingAway, SHUTDOWN_REASON);
+      for (const socket of sockets) {
+        if (socket.readyState === WebSocket.OPEN) socket.close(CLOSE_CODE.GoingAway, SHUTDOWN_REASON);
+      }
+      await waitFor(() => sockets.size === 0, resolved.shutdownTimeout);
+    },
+  };
+}
+
+/** What both engines share: validated options, the logger, the hub, the connection caps and the handler. */
+function createCore(options: ServerOptions) {
   const resolved = resolveOptions(options);
   const logger = resolved.logger ?? createLogger({ level: resolved.logLevel, format: resolved.logFormat });
   const hub = new Hub({
@@ -56,22 +78,12 @@ export function createHubbub(options: ServerOptions = {}): Hubbub {
     rateLimit: resolved.rateLimit,
     logger,
   });
-  const sockets = new Set<WebSocket>();
   const limiter = new ConnectionLimiter({ max: resolved.maxConnections, maxPerIp: resolved.maxConnectionsPerIp });
-  const upgrade = createDenoUpgrade({ hub, idleTimeout: resolved.idleTimeout, logger, sockets });
-  const handler = createHandler({ hub, options: resolved, logger, limiter, upgrade });
   return {
-    hub,
-    options: resolved,
+    resolved,
     logger,
-    handler,
-    async closeAll() {
-      hub.closeAll(CLOSE_CODE.GoingAway, SHUTDOWN_REASON);
-      for (const socket of sockets) {
-        if (socket.readyState === WebSocket.OPEN) socket.close(CLOSE_CODE.GoingAway, SHUTDOWN_REASON);
-      }
-      await waitFor(() => sockets.size === 0, resolved.shutdownTimeout);
-    },
+    hub,
+    handler: (upgrade: Upgrade) => createHandler({ hub, options: resolved, logger, limiter, upgrade }),
   };
 }
 
@@ -113,12 +125,33 @@ export interface HubbubServer {
  * ```
  */
 export function serve(options: ServerOptions = {}): HubbubServer {
+  const resolved = resolveOptions(options);
+  const tls = resolved.cert !== undefined && resolved.key !== undefined;
+  const running = resolved.engine === "raw" ? startRaw(options) : startDeno(options, tls);
+  const host = displayHost(resolved.hostname);
+  const port = running.addr.port;
+  let stopping: Promise<void> | undefined;
+  return {
+    hub: running.hub,
+    options: running.options,
+    logger: running.logger,
+    url: `${tls ? "https" : "http"}://${host}:${port}`,
+    wsUrl: `${tls ? "wss" : "ws"}://${host}:${port}`,
+    addr: running.addr,
+    ready: Promise.resolve(),
+    finished: running.finished,
+    shutdown() {
+      stopping ??= running.shutdown();
+      return stopping;
+    },
+  };
+}
+
+type Running = Pick<HubbubServer, "hub" | "options" | "logger" | "addr" | "finished" | "shutdown">;
+
+function startDeno(options: ServerOptions, tls: boolean): Running {
   const hubbub = createHubbub(options);
   const resolved = hubbub.options;
-  if (resolved.engine !== "deno") {
-    throw new TypeError(`engine "${resolved.engine}" is not available in this build: use --engine deno`);
-  }
-  const tls = resolved.cert !== undefined && resolved.key !== undefined;
   const server = Deno.serve({
     port: resolved.port,
     hostname: resolved.hostname,
@@ -129,26 +162,43 @@ export function serve(options: ServerOptions = {}): HubbubServer {
       return new Response("Internal server error\n", { status: 500 });
     },
   }, hubbub.handler);
-  const addr = server.addr;
-  const host = displayHost(resolved.hostname);
-  const url = `${tls ? "https" : "http"}://${host}:${addr.port}`;
-  let stopping: Promise<void> | undefined;
   return {
     hub: hubbub.hub,
     options: resolved,
     logger: hubbub.logger,
-    url,
-    wsUrl: `${tls ? "wss" : "ws"}://${host}:${addr.port}`,
-    addr,
-    ready: Promise.resolve(),
+    addr: server.addr,
     finished: server.finished,
-    shutdown() {
-      stopping ??= (async () => {
-        const deadline = Date.now() + resolved.shutdownTimeout;
-        await hubbub.closeAll();
-        await withTimeout(server.shutdown(), deadline - Date.now());
-      })();
-      return stopping;
+    async shutdown() {
+      const deadline = Date.now() + resolved.shutdownTimeout;
+      await hubbub.closeAll();
+      await withTimeout(server.shutdown(), deadline - Date.now());
+    },
+  };
+}
+
+function startRaw(options: ServerOptions): Running {
+  const { resolved, logger, hub, handler } = createCore(options);
+  const raw = serveRaw({
+    port: resolved.port,
+    hostname: resolved.hostname,
+    cert: resolved.cert,
+    key: resolved.key,
+    hub,
+    logger,
+    maxMessageBytes: resolved.maxMessageBytes,
+    maxBufferedBytes: resolved.maxBufferedBytes,
+    idleTimeout: resolved.idleTimeout,
+    createHandler: handler,
+  });
+  return {
+    hub,
+    options: resolved,
+    logger,
+    addr: raw.addr,
+    finished: raw.finished,
+    async shutdown() {
+      hub.closeAll(CLOSE_CODE.GoingAway, SHUTDOWN_REASON);
+      await raw.shutdown(CLOSE_CODE.GoingAway, SHUTDOWN_REASON, resolved.shutdownTimeout);
     },
   };
 }

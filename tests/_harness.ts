@@ -9,7 +9,7 @@ import { createLogger, type Logger } from "../lib/log.ts";
 import { type HubbubServer, serve } from "../lib/server.ts";
 
 /** The engines every server test runs against. */
-export const ENGINES: readonly Engine[] = ["deno"];
+export const ENGINES: readonly Engine[] = ["deno", "raw"];
 
 /** Registers `fn` once per engine, named `[engine] name`, with Deno's leak sanitizers on. */
 export function engineTest(

@@ -1,0 +1,577 @@
+/**
+ * The raw engine: Hubbub's own RFC 6455 transport on `Deno.listen` / `Deno.listenTls`.
+ *
+ * Why it exists (see ENGINE_NOTES): `Deno.upgradeWebSocket` makes one frame and one system call per delivered
+ * message. Here a broadcast frames its payload once (a one-slot cache: the hub hands every member the same
+ * `string` or `ArrayBuffer`), each socket queues the frame bytes, and every socket writes everything queued since
+ * its last write in one `conn.write`, flushed once per turn of the event loop, with at most one write in flight.
+ * Limits are enforced while frames arrive, and a peer that stops reading can be cut off at once.
+ *
+ * Plain HTTP requests on the same port go to the same `Request → Response` handler as the deno engine (one request
+ * per connection, `Connection: close`).
+ *
+ * @module
+ */
+
+import { CLOSE_CODE } from "./close_code.ts";
+import { encodeBinary, encodeClose, encodePing, encodeText } from "./frame.ts";
+import type { ClientInfo, UpgradeRequest } from "./handler.ts";
+import { computeAcceptKey, parseRequestHead, serializeResponseHead } from "./http1.ts";
+import type { Connection, Hub } from "./hub.ts";
+import type { Logger } from "./log.ts";
+import { type Message, nextPeerId, type Peer } from "./peer.ts";
+import { ServerProtocol } from "./protocol.ts";
+
+/** Largest request head accepted (431 beyond); browsers send well under 8 KiB. */
+const MAX_HEAD_BYTES = 16 * 1024;
+/** Largest plain-HTTP request body read (413 beyond): Hubbub's HTTP routes take no body. */
+const MAX_BODY_BYTES = 64 * 1024;
+/** Time allowed for a request head to arrive, so a client that trickles headers cannot hold a socket forever. */
+const HEAD_TIMEOUT_MS = 10_000;
+/** Time a closing peer gets to answer our close frame before its connection is cut. */
+const CLOSE_TIMEOUT_MS = 1_000;
+/** First read buffer per connection: small, so idle sockets stay cheap; it doubles while reads fill it. */
+const READ_BUFFER_MIN = 2 * 1024;
+/** Largest read buffer per connection. */
+const READ_BUFFER_MAX = 256 * 1024;
+/** Frames up to this size are copied into one write with their neighbours; larger ones are written as they are. */
+const COALESCE_MAX = 64 * 1024;
+
+const encoder = new TextEncoder();
+
+// One-slot frame cache: during a fan-out the hub hands every member the same object, so it is framed once.
+let cachedData: Message | undefined;
+let cachedFrame: Uint8Array = new Uint8Array(0);
+
+function frameOf(data: Message): Uint8Array {
+  if (data !== cachedData) {
+    cachedFrame = typeof data === "string" ? encodeText(data) : encodeBinary(data);
+    cachedData = data;
+  }
+  return cachedFrame;
+}
+
+// Sockets with bytes queued this turn, flushed together in one microtask.
+let dirty: RawPeer[] = [];
+let flushScheduled = false;
+
+function flushDirty(): void {
+  flushScheduled = false;
+  const peers = dirty;
+  dirty = [];
+  for (const peer of peers) peer.flush();
+}
+
+const OPEN = 0;
+const CLOSING = 1;
+const CLOSED = 2;
+
+/** What a {@linkcode RawPeer} reports back to its engine. */
+interface RawPeerHost {
+  readonly logger: Logger;
+  readonly maxBufferedBytes: number;
+  finished(peer: RawPeer, code: number, reason: string): void;
+}
+
+/** One connection of the raw engine, as a {@linkcode Peer}: an output queue with at most one write in flight. */
+export class RawPeer implements Peer {
+  /** Process-unique id. */
+  readonly id: number = nextPeerId();
+  /** The hub's handle, set once the peer has joined. */
+  connection: Connection | undefined;
+  /** Whether anything arrived since the idle sweep last looked. */
+  active = true;
+  /** Whether the idle sweep sent a ping that is still unanswered. */
+  pinged = false;
+  readonly #conn: Deno.Conn;
+  readonly #host: RawPeerHost;
+  #queue: Uint8Array[] = [];
+  #queued = 0;
+  #inFlight = 0;
+  #writing = false;
+  #dirty = false;
+  #state = OPEN;
+  #closeTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The code this side closed with, reported when the peer itself sent none. */
+  #closeCode: number = CLOSE_CODE.Abnormal;
+  #closeReason = "";
+
+  /** Wraps an upgraded connection. */
+  constructor(conn: Deno.Conn, host: RawPeerHost) {
+    this.#conn = conn;
+    this.#host = host;
+  }
+
+  /** Bytes queued plus bytes of the write in flight: what the slow-consumer policy reads. */
+  get bufferedAmount(): number {
+    return this.#queued + this.#inFlight;
+  }
+
+  /** Whether the peer is still open for messages. */
+  get open(): boolean {
+    return this.#state === OPEN;
+  }
+
+  /** Queues one message; framed once per distinct message, however many peers it goes to. */
+  send(data: Message): void {
+    if (this.#state === OPEN) this.#enqueue(frameOf(data));
+  }
+
+  /** Queues a ping (idle checks). */
+  ping(): void {
+    if (this.#state === OPEN) this.#enqueue(encodePing());
+  }
+
+  /**
+   * Starts the closing handshake. A peer with more than `maxBufferedBytes` still queued is not reading, so its
+   * close frame could never get through: its connection is cut at once instead.
+   */
+  close(code: number, reason: string): void {
+    if (this.#state !== OPEN) return;
+    this.#state = CLOSING;
+    this.#closeCode = code;
+    this.#closeReason = reason;
+    if (this.bufferedAmount > this.#host.maxBufferedBytes) {
+      this.terminate();
+      return;
+    }
+    this.#enqueue(encodeClose(code, reason));
+    this.#closeTimer = setTimeout(() => this.terminate(), CLOSE_TIMEOUT_MS);
+  }
+
+  /** Queues bytes the protocol must send (pongs, close frames), even while closing. */
+  writeControl(bytes: Uint8Array): void {
+    if (this.#state !== CLOSED) this.#enqueue(bytes);
+  }
+
+  /** Records that the peer closed (or broke the protocol): flush what is queued, then end the connection. */
+  closeAfterFlush(code: number, reason: string): void {
+    if (this.#state === CLOSED) return;
+    this.#closeCode = code;
+    this.#closeReason = reason;
+    this.#state = CLOSING;
+    if (!this.#writing && this.#queued === 0) this.terminate();
+    else {
+      clearTimeout(this.#closeTimer);
+      this.#closeTimer = setTimeout(() => this.terminate(), CLOSE_TIMEOUT_MS);
+    }
+  }
+
+  /** Closes the TCP connection now, dropping anything queued, and reports the peer finished (once). */
+  terminate(): void {
+    if (this.#state === CLOSED) return;
+    this.#state = CLOSED;
+    clearTimeout(this.#closeTimer);
+    this.#queue = [];
+    this.#queued = 0;
+    try {
+      this.#conn.close();
+    } catch {
+      // Already closed by the other side: nothing to release.
+    }
+    this.#host.finished(this, this.#closeCode, this.#closeReason);
+  }
+
+  #enqueue(bytes: Uint8Array): void {
+    this.#queue.push(bytes);
+    this.#queued += bytes.length;
+    if (this.#writing || this.#dirty) return;
+    this.#dirty = true;
+    dirty.push(this);
+    if (!flushScheduled) {
+      flushScheduled = true;
+      queueMicrotask(flushDirty);
+    }
+  }
+
+  /** Starts writing what is queued, unless a write is already in flight (it picks the queue up when done). */
+  flush(): void {
+    this.#dirty = false;
+    if (!this.#writing && this.#queued > 0 && this.#state !== CLOSED) void this.#drain();
+  }
+
+  async #drain(): Promise<void> {
+    this.#writing = true;
+    try {
+      while (this.#queued > 0) {
+        const chunks = this.#queue;
+        this.#inFlight = this.#queued;
+        this.#queue = [];
+        this.#queued = 0;
+        for (const buffer of coalesce(chunks)) {
+          let offset = 0;
+          // A write may take fewer bytes than given: go on from where it stopped.
+          while (offset < buffer.length) {
+            const written = await this.#conn.write(offset === 0 ? buffer : buffer.subarray(offset));
+            offset += written;
+            this.#inFlight -= written;
+          }
+        }
+        this.#inFlight = 0;
+      }
+    } catch {
+      // The connection broke under a write: the read side will see it too; end it here.
+      this.#inFlight = 0;
+      this.terminate();
+      return;
+    } finally {
+      this.#writing = false;
+    }
+    if (this.#state === CLOSING && this.#closeCode !== CLOSE_CODE.Abnormal && this.#peerClosed) this.terminate();
+  }
+
+  /** Set when the peer's close frame (or a protocol failure) arrived: once flushed, the connection ends. */
+  #peerClosed = false;
+
+  /** Marks the peer's side as done and ends the connection once the queue is flushed. */
+  peerClosed(code: number, reason: string): void {
+    this.#peerClosed = true;
+    this.closeAfterFlush(code, reason);
+  }
+}
+
+/** Joins small frames into writes of up to {@linkcode COALESCE_MAX}; large frames go as they are, uncopied. */
+function coalesce(chunks: Uint8Array[]): Uint8Array[] {
+  if (chunks.length === 1) return chunks;
+  const out: Uint8Array[] = [];
+  let run: Uint8Array[] = [];
+  let runBytes = 0;
+  const endRun = () => {
+    if (run.length === 1) out.push(run[0]);
+    else if (run.length > 1) {
+      const joined = new Uint8Array(runBytes);
+      let offset = 0;
+      for (const chunk of run) {
+        joined.set(chunk, offset);
+        offset += chunk.length;
+      }
+      out.push(joined);
+    }
+    run = [];
+    runBytes = 0;
+  };
+  for (const chunk of chunks) {
+    if (chunk.length > COALESCE_MAX) {
+      endRun();
+      out.push(chunk);
+      continue;
+    }
+    if (runBytes + chunk.length > COALESCE_MAX) endRun();
+    run.push(chunk);
+    runBytes += chunk.length;
+  }
+  endRun();
+  return out;
+}
+
+/** What {@linkcode serveRaw} needs. */
+export interface RawServeOptions {
+  /** Port to listen on (0 picks one). */
+  port: number;
+  /** Interface to listen on. */
+  hostname: string;
+  /** PEM certificate and key, to serve TLS. */
+  cert?: string;
+  /** PEM private key. */
+  key?: string;
+  /** The hub sockets join. */
+  hub: Hub;
+  /** Where the engine logs. */
+  logger: Logger;
+  /** Largest message; enforced while frames arrive (1009). */
+  maxMessageBytes: number;
+  /** Queue cap: a peer closed beyond it is cut off at once. */
+  maxBufferedBytes: number;
+  /** Idle timeout in seconds (0 is off): a ping after half of it without traffic, a close after the rest. */
+  idleTimeout: number;
+  /** The shared `Request → Response` handler, given an upgrade that records the decision. */
+  createHandler(upgrade: (request: UpgradeRequest) => Response): (request: Request, info: ClientInfo) => Response;
+}
+
+/** A running raw-engine listener. */
+export interface RawServer {
+  /** The bound address. */
+  readonly addr: Deno.NetAddr;
+  /** Resolves when the listener has stopped and every connection has ended. */
+  readonly finished: Promise<void>;
+  /** Upgraded peers still connected. */
+  readonly peers: ReadonlySet<RawPeer>;
+  /** Closes every peer with `code`/`reason`, waits up to `timeoutMs` for them, then cuts the rest and stops. */
+  shutdown(code: number, reason: string, timeoutMs: number): Promise<void>;
+}
+
+/** Starts the raw engine's listener and accept loop. */
+export function serveRaw(options: RawServeOptions): RawServer {
+  const { hub, logger } = options;
+  const listener = options.cert !== undefined && options.key !== undefined
+    ? Deno.listenTls({ port: options.port, hostname: options.hostname, cert: options.cert, key: options.key })
+    : Deno.listen({ port: options.port, hostname: options.hostname });
+  const addr = listener.addr as Deno.NetAddr;
+  const tls = options.cert !== undefined;
+  const peers = new Set<RawPeer>();
+  const conns = new Set<Deno.Conn>();
+  const tasks = new Set<Promise<void>>();
+  const upgrades = new WeakMap<Response, UpgradeRequest>();
+  const handler = options.createHandler((request) => {
+    // A 101 cannot be built as a web `Response`: hand back a marker the transport recognises.
+    const marker = new Response(null, { status: 200 });
+    upgrades.set(marker, request);
+    return marker;
+  });
+  const releases = new Map<RawPeer, { release: () => void; id: number; ip: string }>();
+  const host: RawPeerHost = {
+    logger,
+    maxBufferedBytes: options.maxBufferedBytes,
+    finished(peer, code, reason) {
+      peers.delete(peer);
+      peer.connection?.disconnect();
+      const entry = releases.get(peer);
+      releases.delete(peer);
+      entry?.release();
+      hub.stats.countClose(code);
+      logger.log("info", "client disconnected", { peer: peer.id, code, reason: reason || undefined });
+    },
+  };
+
+  let stopping = false;
+  let sweeper: ReturnType<typeof setInterval> | undefined;
+  if (options.idleTimeout > 0) {
+    sweeper = setInterval(() => {
+      for (const peer of peers) {
+        if (peer.active) {
+          peer.active = false;
+          peer.pinged = false;
+        } else if (!peer.pinged) {
+          peer.pinged = true;
+          peer.ping();
+        } else {
+          peer.connection?.disconnect();
+          peer.close(CLOSE_CODE.GoingAway, "idle timeout");
+        }
+      }
+    }, (options.idleTimeout * 1000) / 2);
+  }
+
+  async function handleConnection(conn: Deno.Conn): Promise<void> {
+    const ip = (conn.remoteAddr as Deno.NetAddr).hostname;
+    let head = new Uint8Array(0);
+    let parsed;
+    const deadline = setTimeout(() => {
+      try {
+        conn.close();
+      } catch { /* already closed */ }
+    }, HEAD_TIMEOUT_MS);
+    try {
+      const buffer = new Uint8Array(4096);
+      for (;;) {
+        const n = await conn.read(buffer);
+        if (n === null) return;
+        const grown = new Uint8Array(head.length + n);
+        grown.set(head);
+        grown.set(buffer.subarray(0, n), head.length);
+        head = grown;
+        parsed = parseRequestHead(head, { maxHeadBytes: MAX_HEAD_BYTES });
+        if (parsed.kind !== "incomplete") break;
+      }
+    } catch {
+      return; // reset or timed out during the head
+    } finally {
+      clearTimeout(deadline);
+    }
+    if (parsed.kind === "error") {
+      hub.stats.countRefusal("bad_request");
+      await writeAll(conn, plainResponse(parsed.status, parsed.reason + "\n"));
+      return;
+    }
+    let rest = head.subarray(parsed.headLength);
+    const headers = parsed.headers;
+    const length = headers.get("content-length");
+    if (headers.has("transfer-encoding") || (length !== null && !/^\d+$/.test(length))) {
+      await writeAll(conn, plainResponse(400, "Request bodies must have a valid Content-Length\n"));
+      return;
+    }
+    const bodyLength = length === null ? 0 : Number(length);
+    if (bodyLength > MAX_BODY_BYTES) {
+      await writeAll(conn, plainResponse(413, `Request body too large: at most ${MAX_BODY_BYTES} bytes\n`));
+      return;
+    }
+    let body: Uint8Array<ArrayBuffer> | undefined;
+    if (bodyLength > 0) {
+      body = new Uint8Array(bodyLength);
+      body.set(rest.subarray(0, bodyLength));
+      let filled = Math.min(rest.length, bodyLength);
+      while (filled < bodyLength) {
+        const n = await conn.read(body.subarray(filled)).catch(() => null);
+        if (n === null) return;
+        filled += n;
+      }
+      rest = rest.subarray(bodyLength);
+    }
+    const hostHeader = headers.get("host") ?? `${options.hostname}:${addr.port}`;
+    let request: Request;
+    try {
+      request = new Request(`${tls ? "https" : "http"}://${hostHeader}${parsed.target}`, {
+        method: parsed.method,
+        headers,
+        body: body && parsed.method !== "GET" && parsed.method !== "HEAD" ? body : undefined,
+      });
+    } catch {
+      await writeAll(conn, plainResponse(400, "Invalid request target or Host header\n"));
+      return;
+    }
+    const response = handler(request, { remoteAddr: { hostname: ip } });
+    const upgrade = upgrades.get(response);
+    if (upgrade === undefined) {
+      const payload = parsed.method === "HEAD" ? new Uint8Array(0) : new Uint8Array(await response.arrayBuffer());
+      const responseHeaders = new Headers(response.headers);
+      responseHeaders.set("content-length", String(payload.length));
+      responseHeaders.set("connection", "close");
+      const responseHead = serializeResponseHead(response.status, responseHeaders);
+      await writeAll(conn, concatBytes(responseHead, payload));
+      return;
+    }
+    if (parsed.version !== "1.1") {
+      upgrade.release();
+      hub.stats.countRefusal("bad_version");
+      await writeAll(conn, plainResponse(400, "WebSocket upgrades need HTTP/1.1\n"));
+      return;
+    }
+    await runSocket(conn, upgrade, rest);
+  }
+
+  async function runSocket(conn: Deno.Conn, upgrade: UpgradeRequest, early: Uint8Array): Promise<void> {
+    const accept = await computeAcceptKey(upgrade.request.headers.get("sec-websocket-key")!.trim());
+    const written = await writeAll(
+      conn,
+      serializeResponseHead(101, [["Upgrade", "websocket"], ["Connection", "Upgrade"], [
+        "Sec-WebSocket-Accept",
+        accept,
+      ]]),
+    );
+    if (!written || stopping) {
+      upgrade.release();
+      return;
+    }
+    const peer = new RawPeer(conn, host);
+    releases.set(peer, { release: upgrade.release, id: peer.id, ip: upgrade.ip });
+    peers.add(peer);
+    const protocol = new ServerProtocol({
+      maxMessageBytes: options.maxMessageBytes,
+      onMessage: (data) => peer.connection?.receive(data),
+      write: (bytes) => peer.writeControl(bytes),
+      onPong: () => {
+        peer.pinged = false;
+      },
+      onClose: (code, reason) => {
+        peer.connection?.disconnect();
+        peer.peerClosed(code, reason);
+      },
+      onError: (code, reason) => {
+        if (code === CLOSE_CODE.MessageTooBig) hub.stats.dropped.too_big++;
+        logger.log("warn", "closing connection: " + reason, { peer: peer.id, code });
+        peer.connection?.disconnect();
+        peer.peerClosed(code, reason);
+      },
+    });
+    peer.connection = hub.connect(peer, upgrade.endpoint);
+    logger.log("info", "client connected", { peer: peer.id, ip: upgrade.ip, path: upgrade.path });
+    if (early.length > 0) protocol.receive(early.slice());
+    let buffer = new Uint8Array(READ_BUFFER_MIN);
+    try {
+      while (!protocol.closed) {
+        const n = await conn.read(buffer);
+        if (n === null) break;
+        peer.active = true;
+        protocol.receive(buffer.subarray(0, n));
+        if (n === buffer.length && buffer.length < READ_BUFFER_MAX) buffer = new Uint8Array(buffer.length * 2);
+      }
+    } catch {
+      // Reset by the peer, or closed by us (terminate): either way the connection is over.
+    }
+    peer.connection?.disconnect();
+    if (!protocol.closed) peer.terminate(); // EOF or reset without a close frame: 1006 unless we closed first
+  }
+
+  const accepting = (async () => {
+    for (;;) {
+      let conn: Deno.Conn;
+      try {
+        conn = await listener.accept();
+      } catch {
+        break; // the listener was closed
+      }
+      if (stopping) {
+        conn.close();
+        continue;
+      }
+      conns.add(conn);
+      const task = handleConnection(conn).catch((error) => {
+        logger.log("error", "connection handler failed", { error: String(error) });
+      }).finally(() => {
+        conns.delete(conn);
+        tasks.delete(task);
+        // Plain HTTP connections end here; upgraded ones were closed by terminate().
+        try {
+          conn.close();
+        } catch { /* already closed */ }
+      });
+      tasks.add(task);
+    }
+  })();
+
+  let finishedResolve!: () => void;
+  const finished = new Promise<void>((resolve) => finishedResolve = resolve);
+
+  return {
+    addr,
+    finished,
+    peers,
+    async shutdown(code, reason, timeoutMs) {
+      if (stopping) return await finished;
+      stopping = true;
+      clearInterval(sweeper);
+      try {
+        listener.close();
+      } catch { /* already closed */ }
+      await accepting;
+      for (const peer of peers) peer.close(code, reason);
+      const deadline = Date.now() + timeoutMs;
+      while (peers.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+      for (const peer of [...peers]) peer.terminate();
+      for (const conn of conns) {
+        try {
+          conn.close();
+        } catch { /* already closed */ }
+      }
+      await Promise.allSettled([...tasks]);
+      finishedResolve();
+    },
+  };
+}
+
+function plainResponse(status: number, text: string): Uint8Array {
+  const body = encoder.encode(text);
+  const head = serializeResponseHead(status, [
+    ["Content-Type", "text/plain; charset=utf-8"],
+    ["Content-Length", String(body.length)],
+    ["Connection", "close"],
+  ]);
+  return concatBytes(head, body);
+}
+
+function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<boolean> {
+  try {
+    let offset = 0;
+    while (offset < bytes.length) offset += await conn.write(bytes.subarray(offset));
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -83,6 +83,8 @@ export class RawPeer implements Peer {
   active = true;
   /** Whether the idle sweep sent a ping that is still unanswered. */
   pinged = false;
+  /** The connection's protocol state machine, set right after construction. */
+  protocol: ServerProtocol | undefined;
   readonly #conn: Deno.Conn;
   readonly #host: RawPeerHost;
   #queue: Uint8Array[] = [];
@@ -135,7 +137,9 @@ export class RawPeer implements Peer {
       this.terminate();
       return;
     }
-    this.#enqueue(encodeClose(code, reason));
+    // Through the protocol, so that it reports the peer's answering close instead of echoing a second one.
+    if (this.protocol) this.protocol.close(code, reason);
+    else this.#enqueue(encodeClose(code, reason));
     this.#closeTimer = setTimeout(() => this.terminate(), CLOSE_TIMEOUT_MS);
   }
 
@@ -473,6 +477,7 @@ export function serveRaw(options: RawServeOptions): RawServer {
         peer.peerClosed(code, reason);
       },
     });
+    peer.protocol = protocol;
     peer.connection = hub.connect(peer, upgrade.endpoint);
     logger.log("info", "client connected", { peer: peer.id, ip: upgrade.ip, path: upgrade.path });
     if (early.length > 0) protocol.receive(early.slice());

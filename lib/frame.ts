@@ -1,0 +1,256 @@
+/**
+ * RFC 6455 frame encoding for the server side. Frames a server sends are never masked (§5.1), so every function here
+ * writes a bare header followed by the payload.
+ *
+ * @example
+ * ```ts
+ * import { encodeText } from "./frame.ts";
+ * import assert from "node:assert/strict";
+ * assert.deepEqual(encodeText("hi"), new Uint8Array([0x81, 0x02, 0x68, 0x69]));
+ * ```
+ *
+ * @module
+ */
+
+import { isSendableCloseCode, MAX_CLOSE_REASON_BYTES } from "./close_code.ts";
+
+/** Frame opcodes by name (RFC 6455 §5.2); the values not listed here are reserved. */
+export const OPCODE = {
+  /** 0x0: a later fragment of a message. */
+  Continuation: 0x0,
+  /** 0x1: the first frame of a UTF-8 text message. */
+  Text: 0x1,
+  /** 0x2: the first frame of a binary message. */
+  Binary: 0x2,
+  /** 0x8: the closing handshake (§5.5.1). */
+  Close: 0x8,
+  /** 0x9: a ping, to be answered by a pong with the same payload (§5.5.2). */
+  Ping: 0x9,
+  /** 0xA: a pong (§5.5.3). */
+  Pong: 0xa,
+} as const;
+
+/** One of the opcodes in {@linkcode OPCODE}. */
+export type Opcode = typeof OPCODE[keyof typeof OPCODE];
+
+/** Largest payload of a control frame (close, ping, pong), in bytes (RFC 6455 §5.5). */
+export const MAX_CONTROL_PAYLOAD_BYTES = 125;
+
+/** Options for {@linkcode encodeFrame} and {@linkcode encodeFrameHeader}. */
+export interface EncodeFrameOptions {
+  /**
+   * Whether this frame ends its message; `false` starts or continues a fragmented message.
+   *
+   * @default {true}
+   */
+  fin?: boolean;
+}
+
+const FIN_BIT = 0x80;
+const LENGTH_16 = 126;
+const LENGTH_64 = 127;
+const MAX_HEADER_BYTES = 10;
+const TWO_TO_32 = 0x1_0000_0000;
+
+const encoder = new TextEncoder();
+
+// Strings up to this many UTF-16 units are encoded through one reused scratch buffer (3 bytes per unit in the worst
+// case) and copied out at their exact size: one allocation per frame, and no oversized buffer kept alive by a queue.
+const SCRATCH_TEXT_UNITS = 8192;
+const scratch = new Uint8Array(MAX_HEADER_BYTES + 3 * SCRATCH_TEXT_UNITS);
+const scratchBody = scratch.subarray(MAX_HEADER_BYTES);
+// Below this length a plain loop beats the call into the native encoder, and most hub traffic is short ASCII.
+const ASCII_LOOP_UNITS = 64;
+
+function headerSize(payloadLength: number): number {
+  return payloadLength < LENGTH_16 ? 2 : payloadLength < 0x1_0000 ? 4 : MAX_HEADER_BYTES;
+}
+
+function writeHeader(target: Uint8Array, offset: number, first: number, payloadLength: number): void {
+  target[offset] = first;
+  if (payloadLength < LENGTH_16) {
+    target[offset + 1] = payloadLength;
+  } else if (payloadLength < 0x1_0000) {
+    target[offset + 1] = LENGTH_16;
+    target[offset + 2] = payloadLength >>> 8;
+    target[offset + 3] = payloadLength & 0xff;
+  } else {
+    // Lengths beyond 2^32 cannot use bit operators, which work on 32 bits.
+    const high = Math.floor(payloadLength / TWO_TO_32);
+    const low = payloadLength >>> 0;
+    target[offset + 1] = LENGTH_64;
+    target[offset + 2] = high >>> 24;
+    target[offset + 3] = (high >>> 16) & 0xff;
+    target[offset + 4] = (high >>> 8) & 0xff;
+    target[offset + 5] = high & 0xff;
+    target[offset + 6] = low >>> 24;
+    target[offset + 7] = (low >>> 16) & 0xff;
+    target[offset + 8] = (low >>> 8) & 0xff;
+    target[offset + 9] = low & 0xff;
+  }
+}
+
+function firstByte(opcode: number, payloadLength: number, fin: boolean): number {
+  if (opcode !== OPCODE.Continuation && opcode !== OPCODE.Text && opcode !== OPCODE.Binary) {
+    if (opcode !== OPCODE.Close && opcode !== OPCODE.Ping && opcode !== OPCODE.Pong) {
+      throw new RangeError(`Opcode is not defined by RFC 6455: ${opcode}`);
+    }
+    if (!fin) throw new RangeError(`Control frames cannot be fragmented: opcode ${opcode}`);
+    if (payloadLength > MAX_CONTROL_PAYLOAD_BYTES) {
+      throw new RangeError(`Control frame payload exceeds 125 bytes: ${payloadLength}`);
+    }
+  }
+  return fin ? FIN_BIT | opcode : opcode;
+}
+
+/**
+ * Encodes one unmasked frame: header and a copy of `payload`, in a single buffer.
+ *
+ * Throws a `RangeError` for an undefined opcode, a fragmented control frame, or a control payload over 125 bytes.
+ *
+ * @example
+ * ```ts
+ * import { encodeFrame, OPCODE } from "./frame.ts";
+ * import assert from "node:assert/strict";
+ * const frame = encodeFrame(OPCODE.Binary, new Uint8Array([1, 2, 3]), { fin: false });
+ * assert.deepEqual(frame, new Uint8Array([0x02, 0x03, 1, 2, 3]));
+ * ```
+ */
+export function encodeFrame(opcode: Opcode, payload: Uint8Array, options: EncodeFrameOptions = {}): Uint8Array {
+  const first = firstByte(opcode, payload.length, options.fin ?? true);
+  const offset = headerSize(payload.length);
+  const frame = new Uint8Array(offset + payload.length);
+  writeHeader(frame, 0, first, payload.length);
+  frame.set(payload, offset);
+  return frame;
+}
+
+/**
+ * Encodes only the header of an unmasked frame whose payload is `payloadLength` bytes, so a large payload can be
+ * written after it without being copied.
+ *
+ * @example
+ * ```ts
+ * import { encodeFrameHeader, OPCODE } from "./frame.ts";
+ * import assert from "node:assert/strict";
+ * assert.deepEqual(encodeFrameHeader(OPCODE.Binary, 70_000), new Uint8Array([0x82, 127, 0, 0, 0, 0, 0, 1, 0x11, 0x70]));
+ * ```
+ */
+export function encodeFrameHeader(opcode: Opcode, payloadLength: number, options: EncodeFrameOptions = {}): Uint8Array {
+  if (!Number.isSafeInteger(payloadLength) || payloadLength < 0) {
+    throw new RangeError(`Payload length must be a non-negative safe integer: ${payloadLength}`);
+  }
+  const first = firstByte(opcode, payloadLength, options.fin ?? true);
+  const header = new Uint8Array(headerSize(payloadLength));
+  writeHeader(header, 0, first, payloadLength);
+  return header;
+}
+
+/**
+ * Encodes `text` as one final text frame, writing the UTF-8 bytes straight into the frame buffer.
+ *
+ * Lone surrogates become U+FFFD, as the WebSocket API does, so the frame is always valid UTF-8.
+ *
+ * @example
+ * ```ts
+ * import { encodeText } from "./frame.ts";
+ * import assert from "node:assert/strict";
+ * assert.deepEqual(encodeText("é"), new Uint8Array([0x81, 0x02, 0xc3, 0xa9]));
+ * ```
+ */
+export function encodeText(text: string): Uint8Array {
+  const units = text.length;
+  if (units <= ASCII_LOOP_UNITS) {
+    const frame = new Uint8Array(2 + units);
+    let i = 0;
+    for (; i < units; i++) {
+      const unit = text.charCodeAt(i);
+      if (unit > 0x7f) break;
+      frame[2 + i] = unit;
+    }
+    if (i === units) {
+      frame[0] = FIN_BIT | OPCODE.Text;
+      frame[1] = units;
+      return frame;
+    }
+  }
+  if (units <= SCRATCH_TEXT_UNITS) {
+    const written = encoder.encodeInto(text, scratchBody).written;
+    const start = MAX_HEADER_BYTES - headerSize(written);
+    writeHeader(scratch, start, FIN_BIT | OPCODE.Text, written);
+    return scratch.slice(start, MAX_HEADER_BYTES + written);
+  }
+  return encodeFrame(OPCODE.Text, encoder.encode(text));
+}
+
+/**
+ * Encodes `data` as one final binary frame (a copy: the caller may reuse `data` afterwards).
+ *
+ * @example
+ * ```ts
+ * import { encodeBinary } from "./frame.ts";
+ * import assert from "node:assert/strict";
+ * assert.deepEqual(encodeBinary(new Uint8Array([7]).buffer), new Uint8Array([0x82, 0x01, 7]));
+ * ```
+ */
+export function encodeBinary(data: ArrayBuffer | Uint8Array): Uint8Array {
+  return encodeFrame(OPCODE.Binary, data instanceof Uint8Array ? data : new Uint8Array(data));
+}
+
+/**
+ * Encodes a close frame. Without `code` the frame is empty; otherwise `reason` is cut to at most 123 UTF-8 bytes
+ * ({@linkcode MAX_CLOSE_REASON_BYTES}), never inside a code point.
+ *
+ * Throws a `RangeError` for a code that may not be sent on the wire (1005, 1006, 1015, or outside the ranges).
+ *
+ * @example
+ * ```ts
+ * import { encodeClose } from "./frame.ts";
+ * import assert from "node:assert/strict";
+ * assert.deepEqual(encodeClose(1000, "ok"), new Uint8Array([0x88, 0x04, 0x03, 0xe8, 0x6f, 0x6b]));
+ * assert.deepEqual(encodeClose(), new Uint8Array([0x88, 0x00]));
+ * ```
+ */
+export function encodeClose(code?: number, reason = ""): Uint8Array {
+  if (code === undefined) {
+    if (reason !== "") throw new TypeError(`A close reason needs a close code: "${reason}"`);
+    return new Uint8Array([FIN_BIT | OPCODE.Close, 0]);
+  }
+  if (!isSendableCloseCode(code)) throw new RangeError(`Close code may not be sent: ${code}`);
+  const frame = new Uint8Array(4 + MAX_CLOSE_REASON_BYTES);
+  // encodeInto writes whole code points only, which is exactly the truncation rule.
+  const written = reason === "" ? 0 : encoder.encodeInto(reason, frame.subarray(4)).written;
+  frame[0] = FIN_BIT | OPCODE.Close;
+  frame[1] = 2 + written;
+  frame[2] = code >>> 8;
+  frame[3] = code & 0xff;
+  return written === MAX_CLOSE_REASON_BYTES ? frame : frame.slice(0, 4 + written);
+}
+
+/**
+ * Encodes a ping frame carrying `payload` (at most 125 bytes).
+ *
+ * @example
+ * ```ts
+ * import { encodePing } from "./frame.ts";
+ * import assert from "node:assert/strict";
+ * assert.deepEqual(encodePing(new Uint8Array([1])), new Uint8Array([0x89, 0x01, 1]));
+ * ```
+ */
+export function encodePing(payload: Uint8Array = new Uint8Array(0)): Uint8Array {
+  return encodeFrame(OPCODE.Ping, payload);
+}
+
+/**
+ * Encodes a pong frame carrying `payload` (at most 125 bytes); answering a ping, use the ping's payload.
+ *
+ * @example
+ * ```ts
+ * import { encodePong } from "./frame.ts";
+ * import assert from "node:assert/strict";
+ * assert.deepEqual(encodePong(new Uint8Array([1])), new Uint8Array([0x8a, 0x01, 1]));
+ * ```
+ */
+export function encodePong(payload: Uint8Array = new Uint8Array(0)): Uint8Array {
+  return encodeFrame(OPCODE.Pong, payload);
+}

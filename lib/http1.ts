@@ -1,0 +1,288 @@
+/**
+ * Sans-I/O HTTP/1.1 for the WebSocket opening handshake: parse a request head (RFC 9112), write a response head, and
+ * compute `Sec-WebSocket-Accept` (RFC 6455 §4.2.2). Bodies are out of scope: bytes after the head are the caller's.
+ *
+ * @module
+ */
+
+/** Options for {@linkcode parseRequestHead}. */
+export interface ParseRequestHeadOptions {
+  /**
+   * Largest request head accepted, in bytes up to and including the blank line; a longer one is a 431.
+   *
+   * @default {16384}
+   */
+  maxHeadBytes?: number;
+}
+
+/** A parsed request head. */
+export interface RequestHead {
+  kind: "request";
+  /** The method, case preserved (methods are case-sensitive). */
+  method: string;
+  /** The request target as sent, e.g. `/chat?room=a`. */
+  target: string;
+  /** The HTTP version. */
+  version: "1.1" | "1.0";
+  /** The header fields; repeated names are combined with `", "` as `Headers.append` does. */
+  headers: Headers;
+  /** Bytes the head took, including any leading blank lines and the final CRLFCRLF. */
+  headLength: number;
+}
+
+/** Why a request head was refused, with the status to answer before closing the connection. */
+export interface RequestHeadError {
+  kind: "error";
+  /** 400 for a malformed head, 431 for one too large, 505 for an HTTP version other than 1.0 and 1.1. */
+  status: 400 | 431 | 505;
+  /** A short fixed description, safe to send as a response body. */
+  reason: string;
+}
+
+/** What {@linkcode parseRequestHead} found: more bytes needed, a refusal, or a request. */
+export type ParseRequestHeadResult = { kind: "incomplete" } | RequestHeadError | RequestHead;
+
+/** Options for {@linkcode serializeResponseHead}. */
+export interface SerializeResponseHeadOptions {
+  /**
+   * The reason phrase after the status code.
+   *
+   * @default {the standard phrase for `status` from {@linkcode STATUS_TEXT}, or "" for others}
+   */
+  statusText?: string;
+}
+
+const DEFAULTS = {
+  // 16 KiB: a browser's handshake with cookies fits in a few KiB; more is abuse or a misrouted client.
+  maxHeadBytes: 16_384,
+} as const;
+
+/** Standard reason phrases for the statuses a WebSocket server answers with (RFC 9110 §15). */
+export const STATUS_TEXT: Readonly<Record<number, string>> = {
+  101: "Switching Protocols",
+  200: "OK",
+  204: "No Content",
+  400: "Bad Request",
+  403: "Forbidden",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  426: "Upgrade Required",
+  429: "Too Many Requests",
+  431: "Request Header Fields Too Large",
+  500: "Internal Server Error",
+  503: "Service Unavailable",
+  505: "HTTP Version Not Supported",
+};
+
+const CR = 0x0d;
+const LF = 0x0a;
+const SP = 0x20;
+const HTAB = 0x09;
+const COLON = 0x3a;
+const INCOMPLETE = { kind: "incomplete" } as const;
+// RFC 6455 §1.3: the fixed GUID appended to Sec-WebSocket-Key before hashing.
+const WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+// RFC 9110 §5.6.2 tchar, as a lookup table indexed by byte.
+const TOKEN = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") {
+  TOKEN[c.charCodeAt(0)] = 1;
+}
+
+function isToken(bytes: Uint8Array, start: number, end: number): boolean {
+  if (start >= end) return false;
+  for (let i = start; i < end; i++) if (TOKEN[bytes[i]] === 0) return false;
+  return true;
+}
+
+/** RFC 9110 §5.5 field-vchar or SP/HTAB: visible ASCII, obs-text (0x80–0xFF), and blanks; no other controls. */
+function isFieldByte(b: number): boolean {
+  return b === HTAB || (b >= SP && b !== 0x7f);
+}
+
+function latin1(bytes: Uint8Array, start: number, end: number): string {
+  let text = "";
+  // Bounded slices keep `apply` well under engine argument limits.
+  for (let i = start; i < end; i += 4096) {
+    text += String.fromCharCode.apply(null, bytes.subarray(i, Math.min(end, i + 4096)) as unknown as number[]);
+  }
+  return text;
+}
+
+function fail(status: 400 | 431 | 505, reason: string): RequestHeadError {
+  return { kind: "error", status, reason };
+}
+
+/**
+ * Parses an HTTP/1.x request head from the start of `bytes` (everything received so far on the connection).
+ *
+ * Strict where laxness enables request smuggling or header injection: lines end in CRLF only (a bare CR or LF is a
+ * 400), obs-fold is a 400, whitespace before a header's colon is a 400, controls in values are a 400. An HTTP/1.1
+ * request needs exactly one Host header (RFC 9112 §3.2: otherwise 400); HTTP/1.0 may omit it. Leading blank lines
+ * are skipped (RFC 9112 §2.2).
+ *
+ * @example
+ * ```ts
+ * import { parseRequestHead } from "./http1.ts";
+ * import assert from "node:assert/strict";
+ * const head = new TextEncoder().encode("GET /chat HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n\r\n");
+ * const result = parseRequestHead(head);
+ * assert.equal(result.kind, "request");
+ * if (result.kind === "request") {
+ *   assert.equal(result.target, "/chat");
+ *   assert.equal(result.headers.get("upgrade"), "websocket");
+ *   assert.equal(result.headLength, head.length);
+ * }
+ * assert.deepEqual(parseRequestHead(head.subarray(0, 20)), { kind: "incomplete" });
+ * ```
+ */
+export function parseRequestHead(bytes: Uint8Array, options: ParseRequestHeadOptions = {}): ParseRequestHeadResult {
+  const maxHeadBytes = options.maxHeadBytes ?? DEFAULTS.maxHeadBytes;
+  if (!Number.isSafeInteger(maxHeadBytes) || maxHeadBytes <= 0) {
+    throw new RangeError(`maxHeadBytes must be a positive safe integer: ${maxHeadBytes}`);
+  }
+  let start = 0;
+  while (start + 1 < bytes.length && bytes[start] === CR && bytes[start + 1] === LF) start += 2;
+
+  // Find the blank line ending the head, recording each line's [start, end) along the way.
+  const lines: number[] = [];
+  const limit = Math.min(bytes.length, maxHeadBytes);
+  let lineStart = start;
+  let headLength = -1;
+  for (let i = start; i < limit; i++) {
+    const b = bytes[i];
+    if (b === CR) {
+      if (i + 1 < bytes.length && bytes[i + 1] !== LF) return fail(400, "Bare CR in request head");
+    } else if (b === LF) {
+      if (i === 0 || bytes[i - 1] !== CR) return fail(400, "Bare LF in request head");
+      if (i - 1 === lineStart) {
+        headLength = i + 1;
+        break;
+      }
+      lines.push(lineStart, i - 1);
+      lineStart = i + 1;
+    }
+  }
+  if (headLength < 0) {
+    return bytes.length >= maxHeadBytes ? fail(431, "Request head too large") : INCOMPLETE;
+  }
+  if (lines.length === 0) return fail(400, "Empty request head");
+
+  // request-line = method SP request-target SP HTTP-version (RFC 9112 §3)
+  const lineEnd = lines[1];
+  const firstSpace = bytes.indexOf(SP, start);
+  if (firstSpace < 0 || firstSpace >= lineEnd) return fail(400, "Malformed request line");
+  const secondSpace = bytes.indexOf(SP, firstSpace + 1);
+  if (secondSpace < 0 || secondSpace >= lineEnd) return fail(400, "Malformed request line");
+  if (!isToken(bytes, start, firstSpace)) return fail(400, "Malformed request method");
+  if (secondSpace === firstSpace + 1) return fail(400, "Malformed request target");
+  for (let i = firstSpace + 1; i < secondSpace; i++) {
+    // Visible ASCII only; a third space lands in the version and fails there.
+    if (bytes[i] <= SP || bytes[i] >= 0x7f) return fail(400, "Malformed request target");
+  }
+  const versionText = latin1(bytes, secondSpace + 1, lineEnd);
+  let version: "1.1" | "1.0";
+  if (versionText === "HTTP/1.1") version = "1.1";
+  else if (versionText === "HTTP/1.0") version = "1.0";
+  else if (/^HTTP\/\d(\.\d)?$/.test(versionText)) return fail(505, "HTTP version not supported");
+  else return fail(400, "Malformed HTTP version");
+
+  const headers = new Headers();
+  let hosts = 0;
+  for (let l = 2; l < lines.length; l += 2) {
+    const from = lines[l];
+    const to = lines[l + 1];
+    if (bytes[from] === SP || bytes[from] === HTAB) return fail(400, "Obsolete line folding");
+    let colon = from;
+    while (colon < to && bytes[colon] !== COLON) colon++;
+    if (colon === to || !isToken(bytes, from, colon)) return fail(400, "Malformed header name");
+    let valueStart = colon + 1;
+    let valueEnd = to;
+    while (valueStart < valueEnd && (bytes[valueStart] === SP || bytes[valueStart] === HTAB)) valueStart++;
+    while (valueEnd > valueStart && (bytes[valueEnd - 1] === SP || bytes[valueEnd - 1] === HTAB)) valueEnd--;
+    for (let i = valueStart; i < valueEnd; i++) {
+      if (!isFieldByte(bytes[i])) return fail(400, "Malformed header value");
+    }
+    const name = latin1(bytes, from, colon);
+    if (name.length === 4 && name.toLowerCase() === "host") hosts++;
+    headers.append(name, latin1(bytes, valueStart, valueEnd));
+  }
+  if (hosts > 1) return fail(400, "Duplicate Host header");
+  if (hosts === 0 && version === "1.1") return fail(400, "Missing Host header");
+
+  return {
+    kind: "request",
+    method: latin1(bytes, start, firstSpace),
+    target: latin1(bytes, firstSpace + 1, secondSpace),
+    version,
+    headers,
+    headLength,
+  };
+}
+
+function isFieldText(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c > 0xff || !isFieldByte(c)) return false;
+  }
+  return true;
+}
+
+/**
+ * Writes an HTTP/1.1 response head (status line, header lines, blank line) as bytes.
+ *
+ * Throws a `RangeError` for a status outside 100–599 and a `TypeError` for a name that is not a token or text with
+ * CR, LF or other controls, so nothing can inject header lines.
+ *
+ * @example
+ * ```ts
+ * import { serializeResponseHead } from "./http1.ts";
+ * import assert from "node:assert/strict";
+ * const head = serializeResponseHead(101, [["Upgrade", "websocket"], ["Connection", "Upgrade"]]);
+ * assert.equal(
+ *   new TextDecoder().decode(head),
+ *   "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+ * );
+ * ```
+ */
+export function serializeResponseHead(
+  status: number,
+  headers: Headers | [string, string][],
+  options: SerializeResponseHeadOptions = {},
+): Uint8Array {
+  if (!Number.isInteger(status) || status < 100 || status > 599) {
+    throw new RangeError(`Status must be an integer from 100 to 599: ${status}`);
+  }
+  const statusText = options.statusText ?? STATUS_TEXT[status] ?? "";
+  if (!isFieldText(statusText)) {
+    throw new TypeError(`Status text has invalid characters: ${JSON.stringify(statusText)}`);
+  }
+  let text = `HTTP/1.1 ${status} ${statusText}\r\n`;
+  for (const [name, value] of headers) {
+    if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name)) {
+      throw new TypeError(`Header name is not a token: ${JSON.stringify(name)}`);
+    }
+    if (!isFieldText(value)) throw new TypeError(`Header value has invalid characters: ${name}`);
+    text += `${name}: ${value}\r\n`;
+  }
+  text += "\r\n";
+  const out = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) out[i] = text.charCodeAt(i);
+  return out;
+}
+
+/**
+ * Computes the `Sec-WebSocket-Accept` value for a client's `Sec-WebSocket-Key`: the base64 SHA-1 of the key and the
+ * RFC 6455 GUID (§4.2.2).
+ *
+ * @example
+ * ```ts
+ * import { computeAcceptKey } from "./http1.ts";
+ * import assert from "node:assert/strict";
+ * assert.equal(await computeAcceptKey("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+ * ```
+ */
+export async function computeAcceptKey(key: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-1", new TextEncoder().encode(key + WEBSOCKET_GUID));
+  return btoa(String.fromCharCode(...new Uint8Array(digest)));
+}

@@ -1,0 +1,148 @@
+import assert from "node:assert/strict";
+import {
+  encodeBinary,
+  encodeClose,
+  encodeFrame,
+  encodeFrameHeader,
+  encodePing,
+  encodePong,
+  encodeText,
+  OPCODE,
+} from "../lib/frame.ts";
+
+function filled(length: number, byte = 0x61): Uint8Array {
+  return new Uint8Array(length).fill(byte);
+}
+
+/** Checks header bytes and that the payload follows unchanged. */
+function assertFrame(frame: Uint8Array, header: number[], payload: Uint8Array): void {
+  assert.deepEqual(Array.from(frame.subarray(0, header.length)), header);
+  assert.equal(frame.length, header.length + payload.length);
+  assert.deepEqual(frame.subarray(header.length), payload);
+}
+
+Deno.test("OPCODE matches RFC 6455 §5.2", () => {
+  assert.deepEqual(OPCODE, { Continuation: 0, Text: 1, Binary: 2, Close: 8, Ping: 9, Pong: 10 });
+});
+
+Deno.test("encodeFrame() uses a 7-bit length up to 125 bytes", () => {
+  assertFrame(encodeFrame(OPCODE.Binary, new Uint8Array(0)), [0x82, 0], new Uint8Array(0));
+  assertFrame(encodeFrame(OPCODE.Binary, filled(1)), [0x82, 1], filled(1));
+  assertFrame(encodeFrame(OPCODE.Text, filled(125)), [0x81, 125], filled(125));
+});
+
+Deno.test("encodeFrame() uses a 16-bit length from 126 to 65535 bytes", () => {
+  assertFrame(encodeFrame(OPCODE.Binary, filled(126)), [0x82, 126, 0x00, 0x7e], filled(126));
+  assertFrame(encodeFrame(OPCODE.Binary, filled(65535)), [0x82, 126, 0xff, 0xff], filled(65535));
+});
+
+Deno.test("encodeFrame() uses a 64-bit length from 65536 bytes", () => {
+  assertFrame(encodeFrame(OPCODE.Binary, filled(65536)), [0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0], filled(65536));
+});
+
+Deno.test("encodeFrame() clears FIN for a non-final fragment", () => {
+  assert.deepEqual(encodeFrame(OPCODE.Text, filled(1), { fin: false }), new Uint8Array([0x01, 1, 0x61]));
+  assert.deepEqual(encodeFrame(OPCODE.Continuation, filled(1)), new Uint8Array([0x80, 1, 0x61]));
+});
+
+Deno.test("encodeFrame() refuses invalid control frames and undefined opcodes", () => {
+  assert.throws(() => encodeFrame(OPCODE.Ping, filled(126)), RangeError);
+  assert.throws(() => encodeFrame(OPCODE.Ping, filled(1), { fin: false }), RangeError);
+  assert.throws(() => encodeFrame(3 as never, filled(1)), RangeError);
+  assert.deepEqual(encodeFrame(OPCODE.Pong, filled(125)).length, 127);
+});
+
+Deno.test("encodeFrameHeader() writes each length class exactly", () => {
+  assert.deepEqual(encodeFrameHeader(OPCODE.Binary, 125), new Uint8Array([0x82, 125]));
+  assert.deepEqual(encodeFrameHeader(OPCODE.Binary, 126), new Uint8Array([0x82, 126, 0, 126]));
+  assert.deepEqual(encodeFrameHeader(OPCODE.Text, 65535), new Uint8Array([0x81, 126, 0xff, 0xff]));
+  assert.deepEqual(encodeFrameHeader(OPCODE.Text, 65536), new Uint8Array([0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0]));
+  assert.deepEqual(
+    encodeFrameHeader(OPCODE.Binary, 2 ** 32 + 5, { fin: false }),
+    new Uint8Array([0x02, 127, 0, 0, 0, 1, 0, 0, 0, 5]),
+  );
+  assert.throws(() => encodeFrameHeader(OPCODE.Binary, -1), RangeError);
+  assert.throws(() => encodeFrameHeader(OPCODE.Binary, 1.5), RangeError);
+});
+
+Deno.test("encodeText() matches encodeFrame() of the UTF-8 bytes at every length class", () => {
+  const encoder = new TextEncoder();
+  const texts = [
+    "",
+    "hello",
+    "a".repeat(64),
+    "a".repeat(65),
+    "a".repeat(125),
+    "a".repeat(126),
+    "a".repeat(65535),
+    "a".repeat(65536),
+    "€".repeat(41), // 123 bytes from 41 units
+    "€".repeat(42), // 126 bytes: crosses to a 16-bit length though short in units
+    "€".repeat(21845), // 65535 bytes
+    "€".repeat(21846), // 65538 bytes: 64-bit length
+    "κόσμε 𝄞 \u{10ffff}",
+    "x".repeat(8192) + "é",
+  ];
+  for (const text of texts) {
+    assert.deepEqual(encodeText(text), encodeFrame(OPCODE.Text, encoder.encode(text)), `length ${text.length}`);
+  }
+});
+
+Deno.test("encodeText() writes a lone surrogate as U+FFFD", () => {
+  assert.deepEqual(encodeText("\ud800"), new Uint8Array([0x81, 3, 0xef, 0xbf, 0xbd]));
+});
+
+Deno.test("encodeText() returns a buffer of its own each time", () => {
+  const first = encodeText("é one");
+  const second = encodeText("é two");
+  assert.notEqual(first.buffer, second.buffer);
+  assert.equal(first.byteLength, first.buffer.byteLength);
+  assert.deepEqual(new TextDecoder().decode(first.subarray(2)), "é one");
+});
+
+Deno.test("encodeBinary() frames an ArrayBuffer or just the bytes of a Uint8Array view", () => {
+  assert.deepEqual(encodeBinary(new Uint8Array([1, 2, 3]).buffer), new Uint8Array([0x82, 3, 1, 2, 3]));
+  const view = new Uint8Array([9, 1, 2, 9]).subarray(1, 3);
+  assert.deepEqual(encodeBinary(view), new Uint8Array([0x82, 2, 1, 2]));
+});
+
+Deno.test("encodeClose() writes the code big-endian with the reason", () => {
+  assert.deepEqual(encodeClose(1000), new Uint8Array([0x88, 2, 0x03, 0xe8]));
+  assert.deepEqual(encodeClose(4999, "é"), new Uint8Array([0x88, 4, 0x13, 0x87, 0xc3, 0xa9]));
+  assert.deepEqual(encodeClose(), new Uint8Array([0x88, 0]));
+});
+
+Deno.test("encodeClose() truncates the reason to 123 bytes", () => {
+  const frame = encodeClose(1001, "a".repeat(200));
+  assert.equal(frame.length, 127);
+  assert.equal(frame[1], 125);
+  assert.deepEqual(frame.subarray(4), filled(123));
+  assert.equal(encodeClose(1001, "a".repeat(123)).length, 127);
+});
+
+Deno.test("encodeClose() never splits a code point when truncating", () => {
+  // 1 + 41 × 3 = 124 bytes: the last "€" does not fit whole and is dropped.
+  const three = encodeClose(1000, "a" + "€".repeat(41));
+  assert.equal(three[1], 2 + 121);
+  assert.equal(new TextDecoder("utf-8", { fatal: true }).decode(three.subarray(4)), "a" + "€".repeat(40));
+  // 3 + 30 × 4 = 123 fits exactly; one more byte of prefix pushes the last emoji out.
+  assert.equal(encodeClose(1000, "aaa" + "😀".repeat(30))[1], 125);
+  const four = encodeClose(1000, "aaaa" + "😀".repeat(30));
+  assert.equal(four[1], 2 + 4 + 29 * 4);
+  assert.equal(new TextDecoder("utf-8", { fatal: true }).decode(four.subarray(4)), "aaaa" + "😀".repeat(29));
+});
+
+Deno.test("encodeClose() refuses codes that may not be sent", () => {
+  for (const code of [0, 999, 1004, 1005, 1006, 1015, 2999, 5000]) {
+    assert.throws(() => encodeClose(code), RangeError, `code ${code}`);
+  }
+  assert.throws(() => encodeClose(undefined, "reason"), TypeError);
+});
+
+Deno.test("encodePing() and encodePong() carry the payload", () => {
+  assert.deepEqual(encodePing(), new Uint8Array([0x89, 0]));
+  assert.deepEqual(encodePong(new Uint8Array([1, 2])), new Uint8Array([0x8a, 2, 1, 2]));
+  assert.equal(encodePong(filled(125)).length, 127);
+  assert.throws(() => encodePong(filled(126)), RangeError);
+  assert.throws(() => encodePing(filled(126)), RangeError);
+});

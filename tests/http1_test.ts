@@ -1,0 +1,192 @@
+import assert from "node:assert/strict";
+import { computeAcceptKey, parseRequestHead, serializeResponseHead, STATUS_TEXT } from "../lib/http1.ts";
+
+const encoder = new TextEncoder();
+
+function head(text: string): Uint8Array {
+  return encoder.encode(text);
+}
+
+const UPGRADE = "GET /chat?room=a HTTP/1.1\r\n" +
+  "Host: server.example.com\r\n" +
+  "Upgrade: websocket\r\n" +
+  "Connection: Upgrade\r\n" +
+  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
+  "Sec-WebSocket-Version: 13\r\n" +
+  "\r\n";
+
+function assertError(result: ReturnType<typeof parseRequestHead>, status: number, message: string): void {
+  assert.equal(result.kind, "error", message);
+  if (result.kind === "error") assert.equal(result.status, status, `${message}: ${result.reason}`);
+}
+
+Deno.test("computeAcceptKey() matches the RFC 6455 §1.3 example", async () => {
+  assert.equal(await computeAcceptKey("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+});
+
+Deno.test("parseRequestHead() parses a complete upgrade request", () => {
+  const result = parseRequestHead(head(UPGRADE));
+  assert.equal(result.kind, "request");
+  if (result.kind !== "request") return;
+  assert.equal(result.method, "GET");
+  assert.equal(result.target, "/chat?room=a");
+  assert.equal(result.version, "1.1");
+  assert.equal(result.headLength, UPGRADE.length);
+  assert.equal(result.headers.get("host"), "server.example.com");
+  assert.equal(result.headers.get("sec-websocket-key"), "dGhlIHNhbXBsZSBub25jZQ==");
+  assert.equal(result.headers.get("connection"), "Upgrade");
+});
+
+Deno.test("parseRequestHead() reports the head length when frames follow the head", () => {
+  const bytes = new Uint8Array([...head(UPGRADE), 0x81, 0x80, 1, 2, 3, 4]);
+  const result = parseRequestHead(bytes);
+  assert.equal(result.kind === "request" && result.headLength, UPGRADE.length);
+});
+
+Deno.test("parseRequestHead() is incomplete at every prefix, then complete", () => {
+  const bytes = head(UPGRADE);
+  for (let length = 0; length < bytes.length; length++) {
+    assert.deepEqual(parseRequestHead(bytes.subarray(0, length)), { kind: "incomplete" }, `prefix ${length}`);
+  }
+  assert.equal(parseRequestHead(bytes).kind, "request");
+});
+
+Deno.test("parseRequestHead() trims optional whitespace and combines repeated headers", () => {
+  const result = parseRequestHead(head("GET / HTTP/1.1\r\nHost:a\r\nX-A: \t one \t\r\nx-a: two\r\nX-Empty:\r\n\r\n"));
+  assert.equal(result.kind, "request");
+  if (result.kind !== "request") return;
+  assert.equal(result.headers.get("x-a"), "one, two");
+  assert.equal(result.headers.get("x-empty"), "");
+  assert.equal(result.headers.get("host"), "a");
+});
+
+Deno.test("parseRequestHead() keeps obs-text bytes in values as Latin-1", () => {
+  const bytes = new Uint8Array([...head("GET / HTTP/1.1\r\nHost: a\r\nX-Name: caf"), 0xe9, ...head("\r\n\r\n")]);
+  const result = parseRequestHead(bytes);
+  assert.equal(result.kind === "request" && result.headers.get("x-name"), "caf\u00e9");
+});
+
+Deno.test("parseRequestHead() accepts HTTP/1.0 without Host", () => {
+  const result = parseRequestHead(head("GET / HTTP/1.0\r\n\r\n"));
+  assert.equal(result.kind === "request" && result.version, "1.0");
+});
+
+Deno.test("parseRequestHead() skips blank lines before the request line", () => {
+  const text = "\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n";
+  const result = parseRequestHead(head(text));
+  assert.equal(result.kind === "request" && result.headLength, text.length);
+});
+
+Deno.test("parseRequestHead() fails with 431 beyond maxHeadBytes", () => {
+  const big = "GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + "b".repeat(20_000) + "\r\n\r\n";
+  assertError(parseRequestHead(head(big)), 431, "complete but too big");
+  assertError(parseRequestHead(head(big).subarray(0, 16_384)), 431, "incomplete at the limit");
+  assert.deepEqual(parseRequestHead(head(big).subarray(0, 16_383)), { kind: "incomplete" });
+  const small = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+  assert.equal(parseRequestHead(head(small), { maxHeadBytes: small.length }).kind, "request");
+  assertError(parseRequestHead(head(small), { maxHeadBytes: small.length - 1 }), 431, "one byte over");
+  assert.throws(() => parseRequestHead(head(small), { maxHeadBytes: 0 }), RangeError);
+});
+
+Deno.test("parseRequestHead() fails with 505 on other HTTP versions", () => {
+  for (const version of ["HTTP/2.0", "HTTP/2", "HTTP/3", "HTTP/0.9", "HTTP/1.2"]) {
+    assertError(parseRequestHead(head(`GET / ${version}\r\nHost: a\r\n\r\n`)), 505, version);
+  }
+});
+
+Deno.test("parseRequestHead() fails with 400 on a malformed request line", () => {
+  const lines = [
+    "GET /",
+    "GET  / HTTP/1.1",
+    "GET / HTTP/1.1 ",
+    " GET / HTTP/1.1",
+    "GET / http/1.1",
+    "GET / HTTP/1.1.1",
+    "GET / HTTP/11",
+    "G(T / HTTP/1.1",
+    "GET /a b HTTP/1.1",
+    "GET /\u0001 HTTP/1.1",
+    "GET\t/ HTTP/1.1",
+  ];
+  for (const line of lines) {
+    assertError(parseRequestHead(head(`${line}\r\nHost: a\r\n\r\n`)), 400, JSON.stringify(line));
+  }
+});
+
+Deno.test("parseRequestHead() fails with 400 on bad header names and values", () => {
+  const fields = [
+    "Host : a",
+    "Bad Name: x",
+    ": empty name",
+    "No-Colon",
+    "X-(paren): x",
+    "X-Ctl: a\u0001b",
+    "X-Del: a\u007fb",
+    "X-Nul: a\u0000b",
+  ];
+  for (const field of fields) {
+    assertError(parseRequestHead(head(`GET / HTTP/1.1\r\nHost: a\r\n${field}\r\n\r\n`)), 400, JSON.stringify(field));
+  }
+});
+
+Deno.test("parseRequestHead() fails with 400 on obs-fold", () => {
+  assertError(parseRequestHead(head("GET / HTTP/1.1\r\nHost: a\r\nX-A: one\r\n two\r\n\r\n")), 400, "space fold");
+  assertError(parseRequestHead(head("GET / HTTP/1.1\r\nHost: a\r\nX-A: one\r\n\ttwo\r\n\r\n")), 400, "tab fold");
+});
+
+Deno.test("parseRequestHead() fails with 400 on a bare CR or LF", () => {
+  assertError(parseRequestHead(head("GET / HTTP/1.1\nHost: a\n\n")), 400, "bare LF");
+  assertError(parseRequestHead(head("GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n")), 400, "bare CR");
+});
+
+Deno.test("parseRequestHead() fails with 400 on a missing or repeated Host in HTTP/1.1", () => {
+  assertError(parseRequestHead(head("GET / HTTP/1.1\r\n\r\n")), 400, "missing");
+  assertError(parseRequestHead(head("GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n")), 400, "repeated");
+});
+
+Deno.test("serializeResponseHead() writes the 101 of RFC 6455 §1.3", () => {
+  const headers = new Headers({ Upgrade: "websocket", Connection: "Upgrade" });
+  headers.set("Sec-WebSocket-Accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+  assert.equal(
+    new TextDecoder().decode(serializeResponseHead(101, headers)),
+    "HTTP/1.1 101 Switching Protocols\r\n" +
+      "connection: Upgrade\r\n" +
+      "sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n" +
+      "upgrade: websocket\r\n" +
+      "\r\n",
+  );
+});
+
+Deno.test("serializeResponseHead() keeps header order and case from an array", () => {
+  const bytes = serializeResponseHead(426, [["Sec-WebSocket-Version", "13"], ["Content-Length", "0"]], {
+    statusText: "Upgrade Required",
+  });
+  assert.equal(
+    new TextDecoder().decode(bytes),
+    "HTTP/1.1 426 Upgrade Required\r\nSec-WebSocket-Version: 13\r\nContent-Length: 0\r\n\r\n",
+  );
+});
+
+Deno.test("serializeResponseHead() uses the standard phrase or none", () => {
+  assert.equal(STATUS_TEXT[431], "Request Header Fields Too Large");
+  assert.equal(
+    new TextDecoder().decode(serializeResponseHead(431, [])),
+    "HTTP/1.1 431 Request Header Fields Too Large\r\n\r\n",
+  );
+  assert.equal(new TextDecoder().decode(serializeResponseHead(299, [])), "HTTP/1.1 299 \r\n\r\n");
+});
+
+Deno.test("serializeResponseHead() refuses anything that could inject a line", () => {
+  assert.throws(() => serializeResponseHead(200, [["X-A", "a\r\nSet-Cookie: x"]]), TypeError);
+  assert.throws(() => serializeResponseHead(200, [["X A", "a"]]), TypeError);
+  assert.throws(() => serializeResponseHead(200, [["X-A", "\u20ac"]]), TypeError);
+  assert.throws(() => serializeResponseHead(200, [], { statusText: "OK\r\n" }), TypeError);
+  assert.throws(() => serializeResponseHead(99, []), RangeError);
+  assert.throws(() => serializeResponseHead(600, []), RangeError);
+});
+
+Deno.test("serializeResponseHead() writes Latin-1 text as single bytes and ends with a blank line", () => {
+  const bytes = serializeResponseHead(400, [["Content-Type", "text/plain"], ["X-Latin", "caf\u00e9"]]);
+  assert.deepEqual(Array.from(bytes.subarray(-4)), [0x0d, 0x0a, 0x0d, 0x0a]);
+  assert.equal(bytes.includes(0xe9), true);
+});

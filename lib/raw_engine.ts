@@ -97,6 +97,8 @@ export class RawPeer implements Peer {
   /** The code this side closed with, reported when the peer itself sent none. */
   #closeCode: number = CLOSE_CODE.Abnormal;
   #closeReason = "";
+  /** Set when the closing handshake is done on our side: once flushed, the write side ends. */
+  #peerClosed = false;
 
   /** Wraps an upgraded connection. */
   constructor(conn: Deno.Conn, host: RawPeerHost) {
@@ -148,16 +150,35 @@ export class RawPeer implements Peer {
     if (this.#state !== CLOSED) this.#enqueue(bytes);
   }
 
-  /** Records that the peer closed (or broke the protocol): flush what is queued, then end the connection. */
-  closeAfterFlush(code: number, reason: string): void {
-    if (this.#state === CLOSED) return;
-    this.#closeCode = code;
-    this.#closeReason = reason;
+  /**
+   * Records that the closing handshake is over on our side (the peer's close arrived and was answered, or the peer
+   * broke the protocol): once the queue is flushed, the connection is half-closed (FIN) and ends when the peer
+   * closes its side, or after {@linkcode CLOSE_TIMEOUT_MS}.
+   */
+  peerClosed(code: number, reason: string): void {
+    if (this.#state === CLOSED || this.#peerClosed) return;
+    this.#peerClosed = true;
+    // When we started the close, our code is the one that closed the connection; otherwise the peer's.
+    if (this.#state === OPEN) {
+      this.#closeCode = code;
+      this.#closeReason = reason;
+    }
     this.#state = CLOSING;
-    if (!this.#writing && this.#queued === 0) this.terminate();
-    else {
-      clearTimeout(this.#closeTimer);
-      this.#closeTimer = setTimeout(() => this.terminate(), CLOSE_TIMEOUT_MS);
+    clearTimeout(this.#closeTimer);
+    this.#closeTimer = setTimeout(() => this.terminate(), CLOSE_TIMEOUT_MS);
+    if (!this.#writing && this.#queued === 0) this.#endWrite();
+  }
+
+  /**
+   * Sends FIN rather than closing outright: closing a socket with unread input makes the kernel send RST, and a
+   * client then drops our close frame unread (it reports 1006 instead of our code). The read loop keeps draining
+   * until the peer's EOF, then calls {@linkcode RawPeer.terminate}.
+   */
+  #endWrite(): void {
+    try {
+      this.#conn.closeWrite();
+    } catch {
+      this.terminate();
     }
   }
 
@@ -221,16 +242,7 @@ export class RawPeer implements Peer {
     } finally {
       this.#writing = false;
     }
-    if (this.#state === CLOSING && this.#closeCode !== CLOSE_CODE.Abnormal && this.#peerClosed) this.terminate();
-  }
-
-  /** Set when the peer's close frame (or a protocol failure) arrived: once flushed, the connection ends. */
-  #peerClosed = false;
-
-  /** Marks the peer's side as done and ends the connection once the queue is flushed. */
-  peerClosed(code: number, reason: string): void {
-    this.#peerClosed = true;
-    this.closeAfterFlush(code, reason);
+    if (this.#peerClosed && this.#state === CLOSING && this.#queued === 0) this.#endWrite();
   }
 }
 
@@ -483,9 +495,11 @@ export function serveRaw(options: RawServeOptions): RawServer {
     if (early.length > 0) protocol.receive(early.slice());
     let buffer = new Uint8Array(READ_BUFFER_MIN);
     try {
-      while (!protocol.closed) {
+      for (;;) {
         const n = await conn.read(buffer);
         if (n === null) break;
+        // After the close, input is read only to be dropped, so that closing never meets unread bytes (RST).
+        if (protocol.closed) continue;
         peer.active = true;
         protocol.receive(buffer.subarray(0, n));
         if (n === buffer.length && buffer.length < READ_BUFFER_MAX) buffer = new Uint8Array(buffer.length * 2);
@@ -494,7 +508,7 @@ export function serveRaw(options: RawServeOptions): RawServer {
       // Reset by the peer, or closed by us (terminate): either way the connection is over.
     }
     peer.connection?.disconnect();
-    if (!protocol.closed) peer.terminate(); // EOF or reset without a close frame: 1006 unless we closed first
+    peer.terminate(); // EOF: after a clean close, the end of the handshake; before it, 1006 unless we closed first
   }
 
   const accepting = (async () => {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { openClients } from "./_harness.ts";
+import { ENGINES, openClients } from "./_harness.ts";
 import { runMain, startMain } from "./_process.ts";
 
 Deno.test("hubbub --help prints the usage and exits 0", async () => {
@@ -51,48 +51,50 @@ Deno.test("hubbub prints the URLs to connect to on start", async () => {
   assert.equal((await server.exited).code, 0);
 });
 
-for (const signal of ["SIGTERM", "SIGINT"] as const) {
-  Deno.test(`${signal}: every client receives 1001 'server shutting down', then the process exits 0 within 2 s`, async () => {
-    const server = await startMain();
-    const clients = [
-      ...(await openClients(`ws://127.0.0.1:${server.port}/`, 10)),
-      ...(await openClients(`ws://127.0.0.1:${server.port}/rooms/x`, 10)),
-      ...(await openClients(`ws://127.0.0.1:${server.port}/echo`, 5)),
-    ];
+for (const engine of ENGINES) {
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    Deno.test(`[${engine}] ${signal}: every client receives 1001 'server shutting down', then the process exits 0 within 2 s`, async () => {
+      const server = await startMain(["--engine", engine]);
+      const clients = [
+        ...(await openClients(`ws://127.0.0.1:${server.port}/`, 10)),
+        ...(await openClients(`ws://127.0.0.1:${server.port}/rooms/x`, 10)),
+        ...(await openClients(`ws://127.0.0.1:${server.port}/echo`, 5)),
+      ];
+      const started = performance.now();
+      server.child.kill(signal);
+      const closes = await Promise.all(clients.map((client) => client.closed));
+      const { code } = await server.exited;
+      const elapsed = performance.now() - started;
+      assert.equal(code, 0);
+      assert.ok(elapsed < 2000, `exited after ${elapsed.toFixed(0)} ms`);
+      for (const close of closes) assert.deepEqual(close, { code: 1001, reason: "server shutting down" });
+    });
+  }
+
+  Deno.test(`[${engine}] SIGTERM exits 0 within 2 s even when a client has stopped reading`, async () => {
+    const server = await startMain(["--engine", engine, "--max-buffered-bytes", "100000000"]);
+    const [publisher] = await openClients(`ws://127.0.0.1:${server.port}/rooms/flood`, 1);
+    // A raw client that completes the handshake and then never reads.
+    const stalled = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+    await stalled.write(
+      new TextEncoder().encode(
+        "GET /rooms/flood HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+      ),
+    );
+    const chunk = "x".repeat(60_000);
+    for (let i = 0; i < 300; i++) publisher.socket.send(chunk); // ~18 MB toward a reader that never reads
+    await publisher.waitFor(300, 20_000);
     const started = performance.now();
-    server.child.kill(signal);
-    const closes = await Promise.all(clients.map((client) => client.closed));
+    server.child.kill("SIGTERM");
     const { code } = await server.exited;
     const elapsed = performance.now() - started;
+    stalled.close();
+    await publisher.closed;
     assert.equal(code, 0);
     assert.ok(elapsed < 2000, `exited after ${elapsed.toFixed(0)} ms`);
-    for (const close of closes) assert.deepEqual(close, { code: 1001, reason: "server shutting down" });
   });
 }
-
-Deno.test("SIGTERM exits 0 within 2 s even when a client has stopped reading", async () => {
-  const server = await startMain(["--max-buffered-bytes", "100000000"]);
-  const [publisher] = await openClients(`ws://127.0.0.1:${server.port}/rooms/flood`, 1);
-  // A raw client that completes the handshake and then never reads.
-  const stalled = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
-  await stalled.write(
-    new TextEncoder().encode(
-      "GET /rooms/flood HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-    ),
-  );
-  const chunk = "x".repeat(60_000);
-  for (let i = 0; i < 300; i++) publisher.socket.send(chunk); // ~18 MB toward a reader that never reads
-  await publisher.waitFor(300, 20_000);
-  const started = performance.now();
-  server.child.kill("SIGTERM");
-  const { code } = await server.exited;
-  const elapsed = performance.now() - started;
-  stalled.close();
-  await publisher.closed;
-  assert.equal(code, 0);
-  assert.ok(elapsed < 2000, `exited after ${elapsed.toFixed(0)} ms`);
-});
 
 Deno.test("deno task start forwards SIGTERM to the server, which closes clients with 1001 and exits 0", async () => {
   const server = await startMain([], { viaTask: true });

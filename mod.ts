@@ -27,4 +27,4 @@ export { DEFAULTS, type Engine, type ResolvedOptions, type ServerOptions } from 
 export { createLogger, type Logger, type LoggerOptions, SILENT_LOGGER } from "./lib/log.ts";
 export { Stats } from "./lib/stats.ts";
 export { MAIN_ROOM, type Mode } from "./lib/route.ts";
-export type { ClientInfo } from "./lib/handler.ts";
+export type { ClientInfo, Handler, RouteOptions } from "./lib/handler.ts";

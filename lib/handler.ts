@@ -56,10 +56,17 @@ export interface HandlerOptions {
 const TEXT = "text/plain; charset=utf-8";
 const JSON_TYPE = "application/json; charset=utf-8";
 
+/** Per-request overrides for an app that mounts Hubbub under its own paths. */
+export interface RouteOptions {
+  /** Route as if the request were for this path (e.g. `/rooms/lobby` for your `/ws/lobby`). */
+  path?: string;
+}
+
+/** The shared handler's signature. */
+export type Handler = (request: Request, info: ClientInfo, route?: RouteOptions) => Response;
+
 /** Builds the `Request → Response` handler for one server. */
-export function createHandler(
-  options: HandlerOptions,
-): (request: Request, info: ClientInfo) => Response {
+export function createHandler(options: HandlerOptions): Handler {
   const { hub, logger, limiter, upgrade } = options;
   const config = options.options;
   const memory = options.memory ?? (() => Deno.memoryUsage());
@@ -78,15 +85,15 @@ export function createHandler(
     });
   };
 
-  return (request, info) => {
+  return (request, info, route) => {
     const url = new URL(request.url);
-    const path = url.pathname;
+    const path = route?.path ?? url.pathname;
     const ip = info.remoteAddr.hostname;
-    const route = parseRoute(path, { mode: config.mode });
+    const target = parseRoute(path, { mode: config.mode });
 
     if (isWebSocketAttempt(request.headers)) {
-      if (route.kind === "error") return refuse(route, path, ip);
-      if (route.kind !== "socket") {
+      if (target.kind === "error") return refuse(target, path, ip);
+      if (target.kind !== "socket") {
         return refuse(
           { status: 404, reason: `No WebSocket endpoint at ${path}`, label: "not_found" },
           path,
@@ -100,7 +107,7 @@ export function createHandler(
       const slot = limiter.acquire(ip);
       if (typeof slot !== "function") return refuse(slot, path, ip);
       try {
-        const response = upgrade({ request, endpoint: route.endpoint, release: slot, ip, path });
+        const response = upgrade({ request, endpoint: target.endpoint, release: slot, ip, path });
         stats.upgrades++;
         return response;
       } catch (error) {
@@ -124,9 +131,9 @@ export function createHandler(
         status,
         headers: { "content-type": type, "cache-control": "no-store" },
       });
-    switch (route.kind) {
+    switch (target.kind) {
       case "error":
-        return body(route.reason + "\n", TEXT, route.status);
+        return body(target.reason + "\n", TEXT, target.status);
       case "healthz":
         return body(
           JSON.stringify({ status: "ok", connections: hub.connections, rooms: hub.roomCount }),

@@ -9,7 +9,7 @@ import { ConnectionLimiter } from "./access.ts";
 import { CLOSE_CODE } from "./close_code.ts";
 import { type ResolvedOptions, resolveOptions, type ServerOptions } from "./config.ts";
 import { createDenoUpgrade } from "./deno_engine.ts";
-import { type ClientInfo, createHandler, type Upgrade } from "./handler.ts";
+import { createHandler, type Handler, type Upgrade } from "./handler.ts";
 import { serveRaw } from "./raw_engine.ts";
 import { Hub } from "./hub.ts";
 import { createLogger, type Logger } from "./log.ts";
@@ -25,8 +25,11 @@ export interface Hubbub {
   readonly options: ResolvedOptions;
   /** The logger in use. */
   readonly logger: Logger;
-  /** Answers every Hubbub route: WebSocket upgrades, the page, `/healthz`, `/stats`, `/metrics`. */
-  handler(request: Request, info: ClientInfo): Response;
+  /**
+   * Answers every Hubbub route: WebSocket upgrades, the page, `/healthz`, `/stats`, `/metrics`. Pass
+   * `{ path }` to route a request of yours as a Hubbub path (the original request must be passed for the upgrade).
+   */
+  handler: Handler;
   /**
    * Closes every client with 1001 `server shutting down` and waits until their close events ran, or until
    * `shutdownTimeout` ms passed (a client that stopped reading may never finish its close).
@@ -37,15 +40,26 @@ export interface Hubbub {
 /**
  * Creates a hub and its `Request → Response` handler on the deno engine, to mount in your own `Deno.serve`.
  *
- * @example Mount Hubbub under /ws in another app
- * ```ts ignore
+ * @example Mount Hubbub under /ws/<room> in another app
+ * ```ts
  * import { createHubbub } from "./server.ts";
- * const hubbub = createHubbub({ maxMessageBytes: 64 * 1024 });
- * Deno.serve((request, info) => {
+ * import { SILENT_LOGGER } from "./log.ts";
+ * import assert from "node:assert/strict";
+ * const hubbub = createHubbub({ logger: SILENT_LOGGER });
+ * const app = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, (request, info) => {
  *   const url = new URL(request.url);
- *   if (url.pathname === "/ws") return hubbub.handler(new Request(new URL("/", url), request), info);
+ *   if (url.pathname.startsWith("/ws/")) {
+ *     return hubbub.handler(request, info, { path: `/rooms/${url.pathname.slice(4)}` });
+ *   }
  *   return new Response("my app");
  * });
+ * const socket = new WebSocket(`ws://127.0.0.1:${app.addr.port}/ws/lobby`);
+ * await new Promise((resolve) => socket.onopen = resolve);
+ * assert.equal(hubbub.hub.members("lobby"), 1);
+ * socket.close();
+ * await new Promise((resolve) => socket.onclose = resolve);
+ * await hubbub.closeAll();
+ * await app.shutdown();
  * ```
  */
 export function createHubbub(options: ServerOptions = {}): Hubbub {

@@ -1,0 +1,636 @@
+/**
+ * `hubbub client`: a small wscat for talking to Hubbub (or any WebSocket server) from a terminal or a pipe.
+ *
+ * - **Interactive mode** (stdin is a terminal): a `> ` prompt; received messages print as `↓ text` (binary as
+ *   `↓ [binary N bytes] hex`), sent ones as `↑ text`, plus connection events. Slash commands: `/close`, `/binary`,
+ *   `/ping`, `/quit`, `/help`; `//text` sends `/text`.
+ * - **Pipe mode** (stdin is not a terminal): each input line is sent as one text message once the socket is open;
+ *   each received message is printed on stdout as one line (binary as `[binary N bytes] hex`), and nothing else is.
+ *   When stdin ends the client waits `--wait` seconds for replies, then closes with 1000.
+ *
+ * Exit codes ({@linkcode EXIT_CODE}):
+ *
+ * | code | meaning                                                                                        |
+ * | ---- | ---------------------------------------------------------------------------------------------- |
+ * | 0    | closed normally: 1000 or 1001 (server shutdown) from either side, or a clean close we started  |
+ * | 1    | could not connect: DNS, TCP or TLS failure, or the server refused the handshake (HTTP status)  |
+ * | 2    | usage error: bad flag, missing URL, URL that is not ws:// or wss://                            |
+ * | 3    | closed abnormally: dropped without a close frame (1006), or closed by the server with any other code |
+ *
+ * Deno quirks handled here: a refused handshake surfaces only as an `error` event whose message ends in
+ * `Invalid status code: 404` (no body, no status text); a socket that failed or dropped reports close code 0, which
+ * we read as 1006; and the WebSocket API cannot send ping frames (the runtime answers the server's pings itself).
+ *
+ * @example Pipe mode
+ * ```sh
+ * echo hi | deno task client ws://localhost:8765/echo   # prints: hi
+ * ```
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { CLOSE_CODE, MAX_CLOSE_REASON_BYTES } from "./close_code.ts";
+
+/** The process exit codes of `hubbub client`. */
+export const EXIT_CODE = {
+  /** Closed normally: 1000 or 1001 from either side, or a clean close the client started (e.g. `/close 4000`). */
+  Ok: 0,
+  /** Could not connect: DNS, TCP or TLS failure, or the server refused the handshake with an HTTP status. */
+  ConnectFailed: 1,
+  /** Bad usage: unknown flag, missing URL, a URL that is not ws:// or wss://, or a bad flag value. */
+  Usage: 2,
+  /** Closed abnormally: dropped without a close frame (1006), or closed by the server with another code. */
+  AbnormalClose: 3,
+} as const;
+
+/** One of the codes in {@linkcode EXIT_CODE}. */
+export type ExitCode = typeof EXIT_CODE[keyof typeof EXIT_CODE];
+
+/** The `hubbub client --help` text. */
+export const CLIENT_USAGE = `Usage: hubbub client [options] <ws://host:port/path | wss://...>
+
+Connects to a WebSocket server. On a terminal you get a prompt (type /help there for commands).
+With stdin piped, each line is sent as one text message and each received message is printed as
+one line (binary as "[binary N bytes] hex"); when stdin ends the client waits, then closes with 1000.
+
+Options:
+  -H, --header "Name: value"  add a handshake header (repeatable)
+  -s, --subprotocol NAME      offer a subprotocol (repeatable, in order of preference)
+  -o, --origin ORIGIN         send this Origin header
+  -w, --wait SECONDS          after stdin ends, wait this long for replies before closing;
+                              "inf" waits until the server closes (default 1)
+  -h, --help                  show this help
+
+Interactive commands: /close [code] [reason], /binary <hex>, /quit, /help, //text sends "/text".
+/ping is not available: Deno's WebSocket API cannot send ping frames (it answers the server's pings itself).
+
+Exit codes:
+  0  closed normally: 1000 or 1001 (server shutdown), or a clean close the client started
+  1  could not connect: DNS, TCP or TLS error, or handshake refused (e.g. HTTP 404)
+  2  usage error: bad flag, missing URL, or a URL that is not ws:// or wss://
+  3  closed abnormally: dropped without a close frame (1006), or any other close code from the server
+
+Examples:
+  echo hi | hubbub client ws://localhost:8765/echo
+  hubbub client -H "Authorization: Bearer secret" ws://localhost:8765/rooms/lobby
+  hubbub client --wait inf ws://localhost:8765/rooms/lobby < /dev/null > lobby.log
+`;
+
+/** The streams and terminal flag {@linkcode runClient} uses; tests inject their own. */
+export interface ClientIO {
+  /** Where input lines (pipe mode) or keystrokes (interactive mode) come from. @default {Deno.stdin.readable} */
+  stdin?: ReadableStream<Uint8Array>;
+  /** Received messages, and in interactive mode the whole UI. @default {Deno.stdout.writable} */
+  stdout?: WritableStream<Uint8Array>;
+  /** Usage text and one-line failure reasons. @default {Deno.stderr.writable} */
+  stderr?: WritableStream<Uint8Array>;
+  /**
+   * Whether to run interactive mode. When it is the real stdin, the terminal is put in raw mode for the session.
+   * @default {Deno.stdin.isTerminal()} when `stdin` is not given, else `false`
+   */
+  isTerminal?: boolean;
+}
+
+/**
+ * Runs `hubbub client` with `args` (the arguments after `client`) and resolves to the exit code.
+ *
+ * @example Send one line to the echo route and read it back
+ * ```ts ignore
+ * import { runClient } from "./client.ts";
+ * const code = await runClient(["ws://localhost:8765/echo"], {
+ *   stdin: ReadableStream.from([new TextEncoder().encode("hi\n")]),
+ * });
+ * ```
+ */
+export async function runClient(args: string[], options: ClientIO = {}): Promise<number> {
+  const stdout = new Sink(options.stdout ?? Deno.stdout.writable);
+  const stderr = new Sink(options.stderr ?? Deno.stderr.writable);
+  try {
+    const parsed = parseClientArgs(args);
+    if (parsed === "help") {
+      stdout.write(CLIENT_USAGE);
+      return EXIT_CODE.Ok;
+    }
+    if (typeof parsed === "string") {
+      stderr.write(`hubbub client: ${parsed}\n\n${CLIENT_USAGE}`);
+      return EXIT_CODE.Usage;
+    }
+    const realStdin = options.stdin === undefined;
+    const interactive = options.isTerminal ?? (realStdin && Deno.stdin.isTerminal());
+    const connection = await connect(parsed);
+    if ("failure" in connection) {
+      stderr.write(`hubbub client: ${connection.failure}\n`);
+      return EXIT_CODE.ConnectFailed;
+    }
+    const stdin = options.stdin ?? Deno.stdin.readable;
+    const { closed, closedByUs } = interactive
+      ? await runInteractive(connection, stdin, stdout, realStdin)
+      : await runPipe(connection, stdin, stdout, parsed.waitMs);
+    const problem = describeClose(closed, closedByUs);
+    if (problem !== undefined) {
+      stderr.write(`hubbub client: ${problem}\n`);
+      return EXIT_CODE.AbnormalClose;
+    }
+    return EXIT_CODE.Ok;
+  } finally {
+    await stdout.release();
+    await stderr.release();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Flags
+
+interface ClientArgs {
+  url: string;
+  headers: [string, string][];
+  protocols: string[];
+  /** Milliseconds to wait for replies after stdin ends; `Infinity` waits for the server to close. */
+  waitMs: number;
+}
+
+/** Default for `--wait`: long enough for a local echo or room fan-out to come back, short enough not to annoy. */
+const DEFAULT_WAIT_SECONDS = 1;
+/** setTimeout cannot wait longer than 2^31-1 ms (about 24.8 days); anything longer is treated as "forever". */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** An HTTP header name (RFC 9110 token). */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** Parses the flags; returns the settings, `"help"`, or a one-line reason for a usage error. */
+function parseClientArgs(args: string[]): ClientArgs | "help" | string {
+  let values, positionals;
+  try {
+    ({ values, positionals } = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: true,
+      options: {
+        header: { type: "string", short: "H", multiple: true },
+        subprotocol: { type: "string", short: "s", multiple: true },
+        origin: { type: "string", short: "o" },
+        wait: { type: "string", short: "w" },
+        help: { type: "boolean", short: "h" },
+      },
+    }));
+  } catch (error) {
+    // node:util adds hints after the first sentence (about "--", or "--wait=-1"); the first sentence is the reason.
+    return (error as Error).message.split("\n")[0]!.split(". To specify")[0]!.replace(/\.$/, "");
+  }
+  if (values.help) return "help";
+  if (positionals.length === 0) return "Missing the URL to connect to";
+  if (positionals.length > 1) return `Expected one URL, got ${positionals.length}: ${positionals.join(" ")}`;
+  const [raw] = positionals as [string];
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return `Invalid URL: ${raw}`;
+  }
+  if (url.protocol !== "ws:" && url.protocol !== "wss:") return `Not a ws:// or wss:// URL: ${raw}`;
+
+  const headers: [string, string][] = [];
+  for (const header of values.header ?? []) {
+    const colon = header.indexOf(":");
+    const name = header.slice(0, colon).trim();
+    if (colon === -1 || !HEADER_NAME.test(name)) return `Invalid --header, expected "Name: value": ${header}`;
+    headers.push([name, header.slice(colon + 1).trim()]);
+  }
+  if (values.origin !== undefined) {
+    if (headers.some(([name]) => name.toLowerCase() === "origin")) {
+      return `--origin conflicts with an Origin --header: give one of them`;
+    }
+    headers.push(["Origin", values.origin]);
+  }
+
+  let waitMs = DEFAULT_WAIT_SECONDS * 1000;
+  if (values.wait !== undefined) {
+    const text = values.wait.trim().toLowerCase();
+    const seconds = text === "inf" || text === "infinity" ? Infinity : text === "" ? NaN : Number(text);
+    if (!(seconds >= 0)) return `--wait must be a number of seconds, 0 or more, or "inf": ${values.wait}`;
+    waitMs = seconds * 1000 > MAX_TIMER_MS ? Infinity : seconds * 1000;
+  }
+  return { url: url.href, headers, protocols: values.subprotocol ?? [], waitMs };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The connection
+
+/** How the socket closed, as the `close` event reported it (code 0 already mapped to 1006). */
+interface Closed {
+  code: number;
+  reason: string;
+  wasClean: boolean;
+  /** The message of the last `error` event, if any. */
+  error: string;
+}
+
+/** An open socket and a promise of its close; `onMessage` must be set by the mode that runs it. */
+interface Connection {
+  socket: WebSocket;
+  url: string;
+  closed: Promise<Closed>;
+}
+
+/** Opens the socket; resolves once it is open, or with a one-line reason why it could not be. */
+function connect(args: ClientArgs): Promise<Connection | { failure: string }> {
+  return new Promise((resolve) => {
+    let socket: WebSocket;
+    try {
+      socket = new WebSocket(args.url, { protocols: args.protocols, headers: args.headers });
+    } catch (error) {
+      // Bad subprotocol names, mostly; the URL was checked already.
+      resolve({ failure: `Cannot open a WebSocket to ${args.url}: ${(error as Error).message}` });
+      return;
+    }
+    socket.binaryType = "arraybuffer";
+    let error = "";
+    let onClose!: (closed: Closed) => void;
+    const closed = new Promise<Closed>((resolve) => onClose = resolve);
+    socket.onopen = () => resolve({ socket, url: args.url, closed });
+    socket.onerror = (event) => error = event instanceof ErrorEvent ? event.message : "unknown error";
+    socket.onclose = (event) => {
+      // Deno reports code 0 (not 1006) when the connection failed or dropped without a close frame.
+      const code = event.code === 0 ? CLOSE_CODE.Abnormal : event.code;
+      onClose({ code, reason: event.reason, wasClean: event.wasClean, error });
+      // Before `open` this is a failed connection; after it, resolve() is a no-op.
+      resolve({ failure: describeConnectError(args.url, error) });
+    };
+  });
+}
+
+/** Turns Deno's handshake error into a one-line reason, with the HTTP status when the server refused. */
+function describeConnectError(url: string, error: string): string {
+  // Deno: "NetworkError: failed to connect to WebSocket: Invalid status code: 404"; no status text, no body.
+  const status = /Invalid status code: (\d{3})/.exec(error)?.[1];
+  if (status !== undefined) return `Server refused the WebSocket handshake: HTTP ${status} (${url})`;
+  const detail = error.replace(/^NetworkError: /, "").replace(/^failed to connect to WebSocket: /, "");
+  return `Could not connect to ${url}: ${detail || "connection failed"}`;
+}
+
+/** A one-line reason when the close warrants a non-zero exit, else `undefined`. */
+function describeClose(closed: Closed, closedByUs: boolean): string | undefined {
+  const { code, reason, wasClean, error } = closed;
+  if (code === CLOSE_CODE.Normal || code === CLOSE_CODE.GoingAway) return undefined;
+  if (closedByUs && wasClean) return undefined;
+  if (!wasClean) return `Connection closed abnormally without a close frame: ${code}${error ? ` (${error})` : ""}`;
+  return `Server closed the connection with code ${code}${reason ? `: ${reason}` : ""}`;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Pipe mode
+
+/** Pause sending while this many bytes are queued on the socket, so `cat big-file | hubbub client` stays bounded. */
+const SEND_HIGH_WATER_BYTES = 1024 * 1024;
+
+/** Sends stdin line by line, prints every message as one line; returns how the socket closed. */
+async function runPipe(
+  connection: Connection,
+  stdin: ReadableStream<Uint8Array>,
+  stdout: Sink,
+  waitMs: number,
+): Promise<{ closed: Closed; closedByUs: boolean }> {
+  const { socket, closed } = connection;
+  socket.onmessage = (event) => stdout.write(`${formatMessage(event.data)}\n`);
+  let done = false;
+  closed.then(() => done = true);
+  const reader = stdin.getReader();
+  const sending = (async () => {
+    for await (const line of readLines(reader)) {
+      while (!done && socket.bufferedAmount > SEND_HIGH_WATER_BYTES) await delay(5);
+      if (done) return;
+      socket.send(line);
+    }
+  })();
+  const first = await Promise.race([sending.then(() => "eof" as const), closed.then(() => "closed" as const)]);
+  let closedByUs = false;
+  if (first === "eof") {
+    if (!done) await waitOrClosed(waitMs, closed);
+    if (socket.readyState === WebSocket.OPEN) {
+      closedByUs = true;
+      socket.close(CLOSE_CODE.Normal);
+    }
+  } else {
+    await reader.cancel().catch(() => {});
+  }
+  const result = await closed;
+  await sending.catch(() => {});
+  reader.releaseLock();
+  return { closed: result, closedByUs };
+}
+
+/** Waits `ms` (forever for `Infinity`) or until the socket closes, whichever is first; leaves no timer behind. */
+async function waitOrClosed(ms: number, closed: Promise<Closed>): Promise<void> {
+  if (ms === Infinity) {
+    await closed;
+    return;
+  }
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([closed, new Promise<void>((resolve) => timer = setTimeout(resolve, ms))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Yields each line of `reader` without its `\n` or `\r\n`; a last line without a newline is yielded too. */
+async function* readLines(reader: ReadableStreamDefaultReader<Uint8Array>): AsyncGenerator<string> {
+  const decoder = new TextDecoder();
+  let pending = "";
+  while (true) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    pending += decoder.decode(value, { stream: true });
+    let start = 0;
+    for (let end = pending.indexOf("\n"); end !== -1; end = pending.indexOf("\n", start)) {
+      yield stripCr(pending.slice(start, end));
+      start = end + 1;
+    }
+    pending = pending.slice(start);
+  }
+  pending += decoder.decode();
+  if (pending !== "") yield stripCr(pending);
+}
+
+function stripCr(line: string): string {
+  return line.endsWith("\r") ? line.slice(0, -1) : line;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Interactive mode
+
+const PROMPT = "> ";
+/** Erase the current terminal line and go to its start. */
+const CLEAR_LINE = "\r\x1b[K";
+
+const INTERACTIVE_HELP = [
+  "Commands:",
+  "  /close [code] [reason]  close with code 1000 (default) or 3000-4999, and a reason",
+  "  /binary <hex>           send bytes as one binary message, e.g. /binary 48 69 0a",
+  "  /ping [text]            not available: Deno's WebSocket API cannot send ping frames",
+  "  /quit                   close with 1000 and exit (also Ctrl-C, or Ctrl-D on an empty line)",
+  "  /help                   show this help",
+  '  //text                  send "/text" as a text message',
+  "Anything else is sent as one text message.",
+];
+
+const PING_UNAVAILABLE =
+  "/ping is not available: Deno's WebSocket API cannot send ping frames (the runtime answers the server's pings itself)";
+
+/**
+ * The prompt line: keeps what the user is typing at the bottom while messages print above it. Made for raw mode:
+ * we echo keystrokes ourselves, and end lines with \r\n, which is right whether or not the tty translates \n.
+ */
+class Screen {
+  buffer = "";
+  #prompting = false;
+  #out: Sink;
+
+  constructor(out: Sink) {
+    this.#out = out;
+  }
+
+  /** Prints `line` above the prompt, then redraws the prompt and the half-typed input. */
+  print(line: string): void {
+    this.#out.write(`${CLEAR_LINE}${line.replace(/\n/g, "\r\n  ")}\r\n${this.#prompting ? PROMPT + this.buffer : ""}`);
+  }
+
+  /** Shows the prompt (or hides it for good with `false`). */
+  prompt(on: boolean): void {
+    this.#prompting = on;
+    this.#out.write(on ? CLEAR_LINE + PROMPT + this.buffer : CLEAR_LINE);
+  }
+
+  /** Echoes typed text at the end of the prompt line. */
+  echo(text: string): void {
+    this.#out.write(text);
+  }
+}
+
+/** Runs the prompt until the socket closes; returns how it closed. */
+async function runInteractive(
+  connection: Connection,
+  stdin: ReadableStream<Uint8Array>,
+  stdout: Sink,
+  realStdin: boolean,
+): Promise<{ closed: Closed; closedByUs: boolean }> {
+  const { socket, closed, url } = connection;
+  const screen = new Screen(stdout);
+  let closedByUs = false;
+  let raw = false;
+
+  socket.onmessage = (event) => screen.print(`↓ ${formatMessage(event.data, true)}`);
+  const protocol = socket.protocol ? ` (subprotocol ${socket.protocol})` : "";
+  screen.print(`connected to ${url}${protocol}; /help lists commands`);
+
+  const close = (code: number, reason: string) => {
+    if (socket.readyState !== WebSocket.OPEN) return;
+    closedByUs = true;
+    screen.prompt(false);
+    screen.print(`closing ${code}${reason ? ` ${reason}` : ""}`);
+    socket.close(code, reason);
+  };
+  const sendText = (text: string) => {
+    if (socket.readyState !== WebSocket.OPEN) return screen.print("not sent: the connection is closing");
+    socket.send(text);
+    screen.print(`↑ ${printable(text)}`);
+  };
+
+  const runLine = (line: string) => {
+    if (line === "") return;
+    if (line.startsWith("//")) return sendText(line.slice(1));
+    if (!line.startsWith("/")) return sendText(line);
+    const [command = "", ...rest] = line.slice(1).split(" ");
+    const argument = rest.join(" ").trim();
+    switch (command) {
+      case "help":
+        return INTERACTIVE_HELP.forEach((help) => screen.print(help));
+      case "quit":
+      case "exit":
+        return close(CLOSE_CODE.Normal, "");
+      case "ping":
+        return screen.print(PING_UNAVAILABLE);
+      case "close": {
+        const [codeText = "", ...words] = argument.split(/\s+/);
+        const code = codeText === "" ? CLOSE_CODE.Normal : Number(codeText);
+        const reason = words.join(" ");
+        if (!Number.isInteger(code) || !(code === CLOSE_CODE.Normal || (code >= 3000 && code <= 4999))) {
+          return screen.print(`Close code must be 1000 or 3000-4999 (browsers and Deno allow no other): ${codeText}`);
+        }
+        const bytes = new TextEncoder().encode(reason).length;
+        if (bytes > MAX_CLOSE_REASON_BYTES) {
+          return screen.print(`Close reason must be at most ${MAX_CLOSE_REASON_BYTES} UTF-8 bytes: ${bytes}`);
+        }
+        return close(code, reason);
+      }
+      case "binary": {
+        const bytes = parseHex(argument);
+        if (typeof bytes === "string") return screen.print(bytes);
+        if (socket.readyState !== WebSocket.OPEN) return screen.print("not sent: the connection is closing");
+        socket.send(bytes);
+        return screen.print(`↑ ${formatBinary(bytes)}`);
+      }
+      default:
+        return screen.print(`Unknown command (see /help; //${command} sends it as text): /${command}`);
+    }
+  };
+
+  const reader = stdin.getReader();
+  const typing = (async () => {
+    const decoder = new TextDecoder();
+    const keys = new KeyParser();
+    if (realStdin && Deno.stdin.isTerminal()) {
+      Deno.stdin.setRaw(true);
+      raw = true;
+    }
+    screen.prompt(true);
+    while (true) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      for (const key of keys.feed(decoder.decode(value, { stream: true }))) {
+        // Once closing, the prompt is gone and keystrokes are dropped.
+        if (socket.readyState !== WebSocket.OPEN) break;
+        if (key === "enter") {
+          const line = screen.buffer;
+          screen.buffer = "";
+          screen.prompt(true);
+          runLine(line);
+        } else if (key === "backspace") {
+          screen.buffer = Array.from(screen.buffer).slice(0, -1).join("");
+          screen.prompt(true);
+        } else if (key === "kill-line") {
+          screen.buffer = "";
+          screen.prompt(true);
+        } else if (key === "interrupt" || (key === "eof" && screen.buffer === "")) {
+          close(CLOSE_CODE.Normal, "");
+        } else if (key !== "eof") {
+          screen.buffer += key.text;
+          screen.echo(key.text);
+        }
+      }
+    }
+    // End of input (Ctrl-D in cooked mode, or the end of an injected stream) ends the session like /quit.
+    close(CLOSE_CODE.Normal, "");
+  })();
+
+  const result = await closed;
+  if (!closedByUs) screen.prompt(false);
+  screen.print(`closed ${result.code}${result.reason ? ` ${result.reason}` : ""}`);
+  // Leave raw mode before cancelling: cancelling the real stdin's stream closes its resource.
+  if (raw) Deno.stdin.setRaw(false);
+  await reader.cancel().catch(() => {});
+  await typing.catch(() => {});
+  reader.releaseLock();
+  return { closed: result, closedByUs };
+}
+
+type Key = "enter" | "backspace" | "kill-line" | "interrupt" | "eof" | { text: string };
+
+/**
+ * Turns raw-mode terminal input into keys: printable text, Enter (`\r`, `\n`, or `\r\n` as one), Backspace, Ctrl-U,
+ * Ctrl-C, Ctrl-D; escape sequences (arrows, function keys) are swallowed. State carries across chunks.
+ */
+class KeyParser {
+  #escape: "none" | "esc" | "csi" | "ss3" = "none";
+  #afterCr = false;
+
+  *feed(text: string): Generator<Key> {
+    let run = "";
+    for (const char of text) {
+      const afterCr = this.#afterCr;
+      this.#afterCr = false;
+      if (this.#escape === "esc") {
+        this.#escape = char === "[" ? "csi" : char === "O" ? "ss3" : "none";
+        continue;
+      }
+      if (this.#escape === "csi") {
+        if (char >= "@" && char <= "~") this.#escape = "none";
+        continue;
+      }
+      if (this.#escape === "ss3") {
+        this.#escape = "none";
+        continue;
+      }
+      const code = char.codePointAt(0)!;
+      if (code >= 0x20 && code !== 0x7f) {
+        run += char;
+        continue;
+      }
+      if (run !== "") yield { text: run };
+      run = "";
+      if (char === "\r") {
+        this.#afterCr = true;
+        yield "enter";
+      } else if (char === "\n") {
+        if (!afterCr) yield "enter";
+      } else if (char === "\x7f" || char === "\b") yield "backspace";
+      else if (char === "\x15") yield "kill-line";
+      else if (char === "\x03") yield "interrupt";
+      else if (char === "\x04") yield "eof";
+      else if (char === "\x1b") this.#escape = "esc";
+      else if (char === "\t") yield { text: " " };
+    }
+    if (run !== "") yield { text: run };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Formatting
+
+/** One received message as one line: text as-is (control characters escaped when `forTerminal`), binary as hex. */
+function formatMessage(data: unknown, forTerminal = false): string {
+  if (typeof data === "string") return forTerminal ? printable(data) : data;
+  if (data instanceof ArrayBuffer) return formatBinary(new Uint8Array(data));
+  return String(data);
+}
+
+function formatBinary(bytes: Uint8Array): string {
+  const hex = Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+  return `[binary ${bytes.length} byte${bytes.length === 1 ? "" : "s"}]${hex ? ` ${hex}` : ""}`;
+}
+
+/** Escapes control characters (except newline and tab) so a message cannot drive the terminal. */
+function printable(text: string): string {
+  // deno-lint-ignore no-control-regex
+  return text.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, (char) => `\\x${char.charCodeAt(0).toString(16).padStart(2, "0")}`);
+}
+
+/** Parses hex digits (whitespace allowed between bytes) into bytes, or returns a one-line reason. */
+function parseHex(text: string): Uint8Array | string {
+  const digits = text.replace(/\s+/g, "");
+  if (digits === "") return "Nothing to send: /binary needs hex digits, e.g. /binary 48690a";
+  if (!/^[0-9a-fA-F]*$/.test(digits)) return `Invalid hex, only 0-9 and a-f are allowed: ${text}`;
+  if (digits.length % 2 !== 0) return `Invalid hex, the number of digits must be even: ${text}`;
+  const bytes = new Uint8Array(digits.length / 2);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(digits.slice(2 * i, 2 * i + 2), 16);
+  return bytes;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Output
+
+/** Ordered, fire-and-forget text writes to a stream; write errors (a closed pipe) are ignored. */
+class Sink {
+  #writer: WritableStreamDefaultWriter<Uint8Array>;
+  #last: Promise<void> = Promise.resolve();
+  #encoder = new TextEncoder();
+
+  constructor(stream: WritableStream<Uint8Array>) {
+    this.#writer = stream.getWriter();
+  }
+
+  write(text: string): void {
+    // The stream queues writes in order, so awaiting the last one awaits them all.
+    this.#last = this.#writer.write(this.#encoder.encode(text)).catch(() => {});
+  }
+
+  /** Waits for every write, then unlocks the stream without closing it (it may be the process's stdout). */
+  async release(): Promise<void> {
+    await this.#last;
+    this.#writer.releaseLock();
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

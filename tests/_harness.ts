@@ -162,6 +162,22 @@ export interface RawResponse {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+/**
+ * One `conn.read(buffer)` that gives up at `deadline` (a `Date.now()` value): the byte count, or `null` on EOF, a
+ * reset, or time out. Leaves no timer behind.
+ */
+export async function readBefore(conn: Deno.Conn, buffer: Uint8Array, deadline: number): Promise<number | null> {
+  const left = deadline - Date.now();
+  if (left <= 0) return null;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const n = await Promise.race([
+    conn.read(buffer).catch(() => null),
+    new Promise<null>((resolve) => timer = setTimeout(() => resolve(null), left)),
+  ]);
+  clearTimeout(timer);
+  return n;
+}
+
 /** Sends `head` (a full request head, CRLFs included) over a raw TCP connection and reads the response. */
 export async function rawRequest(port: number, head: string | Uint8Array, timeoutMs = 3000): Promise<RawResponse> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
@@ -170,14 +186,9 @@ export async function rawRequest(port: number, head: string | Uint8Array, timeou
     let text = "";
     const buffer = new Uint8Array(65536);
     const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const n = await Promise.race([
-        conn.read(buffer).catch(() => null),
-        new Promise<"timeout">((resolve) => timer = setTimeout(() => resolve("timeout"), deadline - Date.now())),
-      ]);
-      clearTimeout(timer);
-      if (n === null || n === "timeout") break;
+    for (;;) {
+      const n = await readBefore(conn, buffer, deadline);
+      if (n === null) break;
       text += decoder.decode(buffer.subarray(0, n));
       const end = text.indexOf("\r\n\r\n");
       if (end >= 0) {
@@ -263,14 +274,9 @@ export async function readUntilClose(conn: Deno.Conn, timeoutMs = 5000): Promise
   const chunks: number[] = [];
   const buffer = new Uint8Array(65536);
   const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const n = await Promise.race([
-      conn.read(buffer).catch(() => null),
-      new Promise<"timeout">((resolve) => timer = setTimeout(() => resolve("timeout"), deadline - Date.now())),
-    ]);
-    clearTimeout(timer);
-    if (n === null || n === "timeout") break;
+  for (;;) {
+    const n = await readBefore(conn, buffer, deadline);
+    if (n === null) break;
     for (let i = 0; i < n; i++) chunks.push(buffer[i]);
     // Walk the unmasked server frames looking for a close (opcode 8).
     let offset = 0;

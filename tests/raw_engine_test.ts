@@ -8,6 +8,7 @@ import {
   openClients,
   rawRequest,
   rawSocket,
+  readBefore,
   startServer,
   upgradeHead,
 } from "./_harness.ts";
@@ -19,14 +20,9 @@ async function readFrames(conn: Deno.Conn, timeoutMs = 5000, readSize = 65536): 
   const bytes: number[] = [];
   const buffer = new Uint8Array(readSize);
   const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const n = await Promise.race([
-      conn.read(buffer).catch(() => null),
-      new Promise<"timeout">((resolve) => timer = setTimeout(() => resolve("timeout"), deadline - Date.now())),
-    ]);
-    clearTimeout(timer);
-    if (n === null || n === "timeout") break;
+  for (;;) {
+    const n = await readBefore(conn, buffer, deadline);
+    if (n === null) break;
     for (let i = 0; i < n; i++) bytes.push(buffer[i]);
   }
   return parseFrames(Uint8Array.from(bytes));

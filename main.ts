@@ -31,7 +31,7 @@ Flags:
       --rate-limit N            messages/s per connection, burst 2N; 0 = off; over it closes with 1008 (default 0)
       --max-connections N       open connections in total; beyond it 503 (default ${DEFAULTS.maxConnections})
       --max-connections-per-ip N  open connections per client IP; beyond it 429 (default ${DEFAULTS.maxConnectionsPerIp})
-      --idle-timeout S          seconds before an idle client is pinged, and again before it is closed; 0 = off (default ${DEFAULTS.idleTimeout})
+      --idle-timeout S          seconds of silence before a client is closed (pinged after half); 0 = off (default ${DEFAULTS.idleTimeout})
       --allowed-origin ORIGIN   allow this Origin (repeatable; * for any); others get 403
       --require-origin          refuse upgrades without an Origin header
       --token TOKEN             require Authorization: Bearer TOKEN or ?token=TOKEN (env HUBBUB_TOKEN)

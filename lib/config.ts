@@ -37,7 +37,7 @@ export interface ServerOptions {
   maxConnections?: number;
   /** Open connections from one IP (429 beyond); 256 leaves room for a NAT'd office. @default {256} */
   maxConnectionsPerIp?: number;
-  /** Seconds without traffic before a ping, and as long again before the peer is closed; 0 is off. @default {30} */
+  /** Seconds of silence before a peer is closed with 1001 (pinged halfway through); 0 is off. @default {30} */
   idleTimeout?: number;
   /** Exact origins allowed to connect, or `*`; empty allows any. @default {[]} */
   allowedOrigins?: string[];

@@ -47,7 +47,7 @@ export class DenoPeer implements Peer {
 export interface DenoUpgradeOptions {
   /** The hub each socket joins on open. */
   hub: Hub;
-  /** Seconds of silence before Deno pings, and as long again before it closes with 1001; 0 is off. */
+  /** Seconds of silence before Deno closes with 1001 (it pings after half of them); 0 is off. */
   idleTimeout: number;
   /** Where connects and disconnects are logged. */
   logger: Logger;

@@ -16,6 +16,7 @@
 import { CLOSE_CODE } from "./close_code.ts";
 import { encodeBinary, encodeClose, encodePing, encodeText } from "./frame.ts";
 import type { ClientInfo, UpgradeRequest } from "./handler.ts";
+import { isWebSocketAttempt } from "./handshake.ts";
 import { computeAcceptKey, parseRequestHead, serializeResponseHead } from "./http1.ts";
 import type { Connection, Hub } from "./hub.ts";
 import type { Logger } from "./log.ts";
@@ -423,6 +424,13 @@ export function serveRaw(options: RawServeOptions): RawServer {
       }
       rest = rest.subarray(bodyLength);
     }
+    if (parsed.version !== "1.1" && isWebSocketAttempt(headers)) {
+      // Refused before the handler runs, so it is never counted as an upgrade nor takes a connection slot.
+      hub.stats.countRefusal("bad_version");
+      logger.log("info", "handshake refused", { status: 400, reason: "bad_version", ip });
+      await writeAll(conn, plainResponse(400, "WebSocket upgrades need HTTP/1.1\n"));
+      return;
+    }
     const hostHeader = headers.get("host") ?? `${options.hostname}:${addr.port}`;
     let request: Request;
     try {
@@ -444,12 +452,6 @@ export function serveRaw(options: RawServeOptions): RawServer {
       responseHeaders.set("connection", "close");
       const responseHead = serializeResponseHead(response.status, responseHeaders);
       await writeAll(conn, concatBytes(responseHead, payload));
-      return;
-    }
-    if (parsed.version !== "1.1") {
-      upgrade.release();
-      hub.stats.countRefusal("bad_version");
-      await writeAll(conn, plainResponse(400, "WebSocket upgrades need HTTP/1.1\n"));
       return;
     }
     await runSocket(conn, upgrade, rest);

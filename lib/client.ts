@@ -3,7 +3,7 @@
  *
  * - **Interactive mode** (stdin is a terminal): a `> ` prompt; received messages print as `↓ text` (binary as
  *   `↓ [binary N bytes] hex`), sent ones as `↑ text`, plus connection events. Slash commands: `/close`, `/binary`,
- *   `/ping`, `/quit`, `/help`; `//text` sends `/text`.
+ *   `/ping` (prints the round-trip time when the pong arrives), `/quit`, `/help`; `//text` sends `/text`.
  * - **Pipe mode** (stdin is not a terminal): each input line is sent as one text message once the socket is open;
  *   each received message is printed on stdout as one line (binary as `[binary N bytes] hex`), and nothing else is.
  *   When stdin ends the client waits `--wait` seconds for replies, then closes with 1000.
@@ -15,11 +15,11 @@
  * | 0    | closed normally: 1000 or 1001 (server shutdown) from either side, or a clean close we started  |
  * | 1    | could not connect: DNS, TCP or TLS failure, or the server refused the handshake (HTTP status)  |
  * | 2    | usage error: bad flag, missing URL, URL that is not ws:// or wss://                            |
- * | 3    | closed abnormally: dropped without a close frame (1006), or closed by the server with any other code |
+ * | 3    | closed abnormally: no close frame (1006), a protocol failure (1002…), any other server code    |
  *
- * Deno quirks handled here: a refused handshake surfaces only as an `error` event whose message ends in
- * `Invalid status code: 404` (no body, no status text); a socket that failed or dropped reports close code 0, which
- * we read as 1006; and the WebSocket API cannot send ping frames (the runtime answers the server's pings itself).
+ * The transport is Hubbub's own client (`lib/ws_client.ts`), not Deno's `WebSocket`: that one cannot send a ping
+ * frame, reports a refused handshake only as `Invalid status code: 404` (no body), and cannot trust an extra CA, so
+ * `/ping`, the server's one-line refusal reason and `--ca` would be impossible.
  *
  * @example Pipe mode
  * ```sh
@@ -31,6 +31,8 @@
 
 import { parseArgs } from "node:util";
 import { CLOSE_CODE, MAX_CLOSE_REASON_BYTES } from "./close_code.ts";
+import { MAX_CONTROL_PAYLOAD_BYTES } from "./frame.ts";
+import { connectWebSocket, type WebSocketClient, type WebSocketClosed, WebSocketHandshakeError } from "./ws_client.ts";
 
 /** The process exit codes of `hubbub client`. */
 export const EXIT_CODE = {
@@ -40,7 +42,10 @@ export const EXIT_CODE = {
   ConnectFailed: 1,
   /** Bad usage: unknown flag, missing URL, a URL that is not ws:// or wss://, or a bad flag value. */
   Usage: 2,
-  /** Closed abnormally: dropped without a close frame (1006), or closed by the server with another code. */
+  /**
+   * Closed abnormally: dropped without a close frame (1006), failed because the server broke the protocol (1002,
+   * 1007, 1009), or closed by the server with another code.
+   */
   AbnormalClose: 3,
 } as const;
 
@@ -60,21 +65,24 @@ Options:
   -o, --origin ORIGIN         send this Origin header
   -w, --wait SECONDS          after stdin ends, wait this long for replies before closing;
                               "inf" waits until the server closes (default 1)
+      --ca FILE               also trust the PEM certificate(s) in FILE for wss:// (e.g. self-signed)
   -h, --help                  show this help
 
-Interactive commands: /close [code] [reason], /binary <hex>, /quit, /help, //text sends "/text".
-/ping is not available: Deno's WebSocket API cannot send ping frames (it answers the server's pings itself).
+Interactive commands: /ping [text] (prints the round-trip time), /close [code] [reason],
+/binary <hex>, /quit, /help, //text sends "/text".
 
 Exit codes:
   0  closed normally: 1000 or 1001 (server shutdown), or a clean close the client started
-  1  could not connect: DNS, TCP or TLS error, or handshake refused (e.g. HTTP 404)
+  1  could not connect: DNS, TCP or TLS error, or handshake refused (e.g. HTTP 404 and the reason)
   2  usage error: bad flag, missing URL, or a URL that is not ws:// or wss://
-  3  closed abnormally: dropped without a close frame (1006), or any other close code from the server
+  3  closed abnormally: dropped without a close frame (1006), a protocol error from the server
+     (1002), or any other close code from the server
 
 Examples:
   echo hi | hubbub client ws://localhost:8765/echo
   hubbub client -H "Authorization: Bearer secret" ws://localhost:8765/rooms/lobby
   hubbub client --wait inf ws://localhost:8765/rooms/lobby < /dev/null > lobby.log
+  hubbub client --ca cert.pem wss://localhost:8765/echo
 `;
 
 /** The streams and terminal flag {@linkcode runClient} uses; tests inject their own. */
@@ -116,9 +124,18 @@ export async function runClient(args: string[], options: ClientIO = {}): Promise
       stderr.write(`hubbub client: ${parsed}\n\n${CLIENT_USAGE}`);
       return EXIT_CODE.Usage;
     }
+    let caCerts: string[] | undefined;
+    if (parsed.caFile !== undefined) {
+      const ca = await readCaFile(parsed.caFile);
+      if (!Array.isArray(ca)) {
+        stderr.write(`hubbub client: ${ca}\n\n${CLIENT_USAGE}`);
+        return EXIT_CODE.Usage;
+      }
+      caCerts = ca;
+    }
     const realStdin = options.stdin === undefined;
     const interactive = options.isTerminal ?? (realStdin && Deno.stdin.isTerminal());
-    const connection = await connect(parsed);
+    const connection = await connect(parsed, caCerts);
     if ("failure" in connection) {
       stderr.write(`hubbub client: ${connection.failure}\n`);
       return EXIT_CODE.ConnectFailed;
@@ -148,6 +165,8 @@ interface ClientArgs {
   protocols: string[];
   /** Milliseconds to wait for replies after stdin ends; `Infinity` waits for the server to close. */
   waitMs: number;
+  /** `--ca`: a PEM file of certificates to trust for wss://. */
+  caFile?: string;
 }
 
 /** Default for `--wait`: long enough for a local echo or room fan-out to come back, short enough not to annoy. */
@@ -170,6 +189,7 @@ function parseClientArgs(args: string[]): ClientArgs | "help" | string {
         subprotocol: { type: "string", short: "s", multiple: true },
         origin: { type: "string", short: "o" },
         wait: { type: "string", short: "w" },
+        ca: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -188,6 +208,7 @@ function parseClientArgs(args: string[]): ClientArgs | "help" | string {
     return `Invalid URL: ${raw}`;
   }
   if (url.protocol !== "ws:" && url.protocol !== "wss:") return `Not a ws:// or wss:// URL: ${raw}`;
+  if (values.ca !== undefined && url.protocol !== "wss:") return `--ca only applies to wss:// URLs: ${raw}`;
 
   const headers: [string, string][] = [];
   for (const header of values.header ?? []) {
@@ -195,6 +216,9 @@ function parseClientArgs(args: string[]): ClientArgs | "help" | string {
     const name = header.slice(0, colon).trim();
     if (colon === -1 || !HEADER_NAME.test(name)) return `Invalid --header, expected "Name: value": ${header}`;
     headers.push([name, header.slice(colon + 1).trim()]);
+  }
+  for (const protocol of values.subprotocol ?? []) {
+    if (!HEADER_NAME.test(protocol)) return `Invalid --subprotocol, expected a token like chat.v1: ${protocol}`;
   }
   if (values.origin !== undefined) {
     if (headers.some(([name]) => name.toLowerCase() === "origin")) {
@@ -210,70 +234,68 @@ function parseClientArgs(args: string[]): ClientArgs | "help" | string {
     if (!(seconds >= 0)) return `--wait must be a number of seconds, 0 or more, or "inf": ${values.wait}`;
     waitMs = seconds * 1000 > MAX_TIMER_MS ? Infinity : seconds * 1000;
   }
-  return { url: url.href, headers, protocols: values.subprotocol ?? [], waitMs };
+  return { url: url.href, headers, protocols: values.subprotocol ?? [], waitMs, caFile: values.ca };
+}
+
+/** Reads the `--ca` file: its PEM certificates, or a one-line reason it cannot be used. */
+async function readCaFile(path: string): Promise<string[] | string> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    return `Cannot read the --ca file: ${path}: ${(error as Error).message}`;
+  }
+  const certificates = text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g);
+  if (certificates === null) return `No PEM certificate (-----BEGIN CERTIFICATE-----) in the --ca file: ${path}`;
+  return certificates;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // The connection
 
-/** How the socket closed, as the `close` event reported it (code 0 already mapped to 1006). */
-interface Closed {
-  code: number;
-  reason: string;
-  wasClean: boolean;
-  /** The message of the last `error` event, if any. */
-  error: string;
-}
-
-/** An open socket and a promise of its close; `onMessage` must be set by the mode that runs it. */
+/** An open socket, the URL it went to, and a promise of how it closed. */
 interface Connection {
-  socket: WebSocket;
+  socket: WebSocketClient;
   url: string;
-  closed: Promise<Closed>;
+  closed: Promise<WebSocketClosed>;
 }
 
 /** Opens the socket; resolves once it is open, or with a one-line reason why it could not be. */
-function connect(args: ClientArgs): Promise<Connection | { failure: string }> {
-  return new Promise((resolve) => {
-    let socket: WebSocket;
-    try {
-      socket = new WebSocket(args.url, { protocols: args.protocols, headers: args.headers });
-    } catch (error) {
-      // Bad subprotocol names, mostly; the URL was checked already.
-      resolve({ failure: `Cannot open a WebSocket to ${args.url}: ${(error as Error).message}` });
-      return;
-    }
-    socket.binaryType = "arraybuffer";
-    let error = "";
-    let onClose!: (closed: Closed) => void;
-    const closed = new Promise<Closed>((resolve) => onClose = resolve);
-    socket.onopen = () => resolve({ socket, url: args.url, closed });
-    socket.onerror = (event) => error = event instanceof ErrorEvent ? event.message : "unknown error";
-    socket.onclose = (event) => {
-      // Deno reports code 0 (not 1006) when the connection failed or dropped without a close frame.
-      const code = event.code === 0 ? CLOSE_CODE.Abnormal : event.code;
-      onClose({ code, reason: event.reason, wasClean: event.wasClean, error });
-      // Before `open` this is a failed connection; after it, resolve() is a no-op.
-      resolve({ failure: describeConnectError(args.url, error) });
-    };
-  });
+async function connect(args: ClientArgs, caCerts: string[] | undefined): Promise<Connection | { failure: string }> {
+  try {
+    const socket = await connectWebSocket(args.url, { protocols: args.protocols, headers: args.headers, caCerts });
+    return { socket, url: args.url, closed: socket.closed };
+  } catch (error) {
+    return { failure: describeConnectError(args.url, error as Error) };
+  }
 }
 
-/** Turns Deno's handshake error into a one-line reason, with the HTTP status when the server refused. */
-function describeConnectError(url: string, error: string): string {
-  // Deno: "NetworkError: failed to connect to WebSocket: Invalid status code: 404"; no status text, no body.
-  const status = /Invalid status code: (\d{3})/.exec(error)?.[1];
-  if (status !== undefined) return `Server refused the WebSocket handshake: HTTP ${status} (${url})`;
-  const detail = error.replace(/^NetworkError: /, "").replace(/^failed to connect to WebSocket: /, "");
-  return `Could not connect to ${url}: ${detail || "connection failed"}`;
+/** Turns a failed connection into a one-line reason: the HTTP status and the server's reason when it refused. */
+function describeConnectError(url: string, error: Error): string {
+  if (error instanceof WebSocketHandshakeError && error.status >= 200) {
+    return `Server refused the WebSocket handshake to ${url}: ${printable(error.message)}`;
+  }
+  if (error instanceof WebSocketHandshakeError && error.status === 101) {
+    return `Server sent an invalid WebSocket handshake (${url}): ${printable(error.detail)}`;
+  }
+  if (error instanceof TypeError || error instanceof RangeError) {
+    // A bad header value, mostly; the URL and flags were checked already.
+    return `Cannot open a WebSocket to ${url}: ${error.message}`;
+  }
+  const message = error.message || String(error);
+  const hint = /certificate|UnknownIssuer/i.test(message) ? " (--ca FILE trusts a self-signed certificate)" : "";
+  return `Could not connect to ${url}: ${message}${hint}`;
 }
 
 /** A one-line reason when the close warrants a non-zero exit, else `undefined`. */
-function describeClose(closed: Closed, closedByUs: boolean): string | undefined {
+function describeClose(closed: WebSocketClosed, closedByUs: boolean): string | undefined {
   const { code, reason, wasClean, error } = closed;
   if (code === CLOSE_CODE.Normal || code === CLOSE_CODE.GoingAway) return undefined;
   if (closedByUs && wasClean) return undefined;
-  if (!wasClean) return `Connection closed abnormally without a close frame: ${code}${error ? ` (${error})` : ""}`;
+  if (code === CLOSE_CODE.Abnormal) {
+    return `Connection closed abnormally without a close frame: ${code}${error ? ` (${error.message})` : ""}`;
+  }
+  if (!wasClean && error !== undefined) return `Connection failed with code ${code}: ${error.message}`;
   return `Server closed the connection with code ${code}${reason ? `: ${reason}` : ""}`;
 }
 
@@ -289,9 +311,9 @@ async function runPipe(
   stdin: ReadableStream<Uint8Array>,
   stdout: Sink,
   waitMs: number,
-): Promise<{ closed: Closed; closedByUs: boolean }> {
+): Promise<{ closed: WebSocketClosed; closedByUs: boolean }> {
   const { socket, closed } = connection;
-  socket.onmessage = (event) => stdout.write(`${formatMessage(event.data)}\n`);
+  socket.onmessage = (data) => stdout.write(`${formatMessage(data)}\n`);
   let done = false;
   closed.then(() => done = true);
   const reader = stdin.getReader();
@@ -306,7 +328,7 @@ async function runPipe(
   let closedByUs = false;
   if (first === "eof") {
     if (!done) await waitOrClosed(waitMs, closed);
-    if (socket.readyState === WebSocket.OPEN) {
+    if (socket.readyState === "open") {
       closedByUs = true;
       socket.close(CLOSE_CODE.Normal);
     }
@@ -320,7 +342,7 @@ async function runPipe(
 }
 
 /** Waits `ms` (forever for `Infinity`) or until the socket closes, whichever is first; leaves no timer behind. */
-async function waitOrClosed(ms: number, closed: Promise<Closed>): Promise<void> {
+async function waitOrClosed(ms: number, closed: Promise<WebSocketClosed>): Promise<void> {
   if (ms === Infinity) {
     await closed;
     return;
@@ -367,15 +389,12 @@ const INTERACTIVE_HELP = [
   "Commands:",
   "  /close [code] [reason]  close with code 1000 (default) or 3000-4999, and a reason",
   "  /binary <hex>           send bytes as one binary message, e.g. /binary 48 69 0a",
-  "  /ping [text]            not available: Deno's WebSocket API cannot send ping frames",
+  "  /ping [text]            send a ping (with text as its payload) and print the round-trip time",
   "  /quit                   close with 1000 and exit (also Ctrl-C, or Ctrl-D on an empty line)",
   "  /help                   show this help",
   '  //text                  send "/text" as a text message',
   "Anything else is sent as one text message.",
 ];
-
-const PING_UNAVAILABLE =
-  "/ping is not available: Deno's WebSocket API cannot send ping frames (the runtime answers the server's pings itself)";
 
 /**
  * The prompt line: keeps what the user is typing at the bottom while messages print above it. Made for raw mode:
@@ -413,27 +432,41 @@ async function runInteractive(
   stdin: ReadableStream<Uint8Array>,
   stdout: Sink,
   realStdin: boolean,
-): Promise<{ closed: Closed; closedByUs: boolean }> {
+): Promise<{ closed: WebSocketClosed; closedByUs: boolean }> {
   const { socket, closed, url } = connection;
   const screen = new Screen(stdout);
   let closedByUs = false;
   let raw = false;
 
-  socket.onmessage = (event) => screen.print(`↓ ${formatMessage(event.data, true)}`);
+  socket.onmessage = (data) => screen.print(`↓ ${formatMessage(data, true)}`);
   const protocol = socket.protocol ? ` (subprotocol ${socket.protocol})` : "";
   screen.print(`connected to ${url}${protocol}; /help lists commands`);
 
   const close = (code: number, reason: string) => {
-    if (socket.readyState !== WebSocket.OPEN) return;
+    if (socket.readyState !== "open") return;
     closedByUs = true;
     screen.prompt(false);
     screen.print(`closing ${code}${reason ? ` ${reason}` : ""}`);
     socket.close(code, reason);
   };
   const sendText = (text: string) => {
-    if (socket.readyState !== WebSocket.OPEN) return screen.print("not sent: the connection is closing");
+    if (socket.readyState !== "open") return screen.print("not sent: the connection is closing");
     socket.send(text);
     screen.print(`↑ ${printable(text)}`);
+  };
+  const ping = (text: string) => {
+    const bytes = new TextEncoder().encode(text).length;
+    if (bytes > MAX_CONTROL_PAYLOAD_BYTES) {
+      return screen.print(`Ping text must be at most ${MAX_CONTROL_PAYLOAD_BYTES} UTF-8 bytes: ${bytes}`);
+    }
+    if (socket.readyState !== "open") return screen.print("not sent: the connection is closing");
+    const shown = text === "" ? "" : ` ${printable(text)}`;
+    socket.ping(text === "" ? undefined : text).then(
+      (ms) => screen.print(`↓ pong${shown} ${ms < 10 ? ms.toFixed(2) : ms.toFixed(0)} ms`),
+      // Only a close can stop the pong, and the close is reported on its own.
+      () => {},
+    );
+    screen.print(`↑ ping${shown}`);
   };
 
   const runLine = (line: string) => {
@@ -449,7 +482,7 @@ async function runInteractive(
       case "exit":
         return close(CLOSE_CODE.Normal, "");
       case "ping":
-        return screen.print(PING_UNAVAILABLE);
+        return ping(argument);
       case "close": {
         const [codeText = "", ...words] = argument.split(/\s+/);
         const code = codeText === "" ? CLOSE_CODE.Normal : Number(codeText);
@@ -466,7 +499,7 @@ async function runInteractive(
       case "binary": {
         const bytes = parseHex(argument);
         if (typeof bytes === "string") return screen.print(bytes);
-        if (socket.readyState !== WebSocket.OPEN) return screen.print("not sent: the connection is closing");
+        if (socket.readyState !== "open") return screen.print("not sent: the connection is closing");
         socket.send(bytes);
         return screen.print(`↑ ${formatBinary(bytes)}`);
       }
@@ -489,7 +522,7 @@ async function runInteractive(
       if (done) break;
       for (const key of keys.feed(decoder.decode(value, { stream: true }))) {
         // Once closing, the prompt is gone and keystrokes are dropped.
-        if (socket.readyState !== WebSocket.OPEN) break;
+        if (socket.readyState !== "open") break;
         if (key === "enter") {
           const line = screen.buffer;
           screen.buffer = "";

@@ -1,6 +1,7 @@
 /**
- * RFC 6455 frame encoding for the server side. Frames a server sends are never masked (§5.1), so every function here
- * writes a bare header followed by the payload.
+ * RFC 6455 frame encoding for both ends of a connection. Frames a server sends are never masked (§5.1), so by default
+ * every function here writes a bare header followed by the payload; a client must mask every frame it sends (§5.3),
+ * which `{ mask: true }` does with a fresh random key per frame.
  *
  * @example
  * ```ts
@@ -36,8 +37,8 @@ export type Opcode = typeof OPCODE[keyof typeof OPCODE];
 /** Largest payload of a control frame (close, ping, pong), in bytes (RFC 6455 §5.5). */
 export const MAX_CONTROL_PAYLOAD_BYTES = 125;
 
-/** Options for {@linkcode encodeFrame} and {@linkcode encodeFrameHeader}. */
-export interface EncodeFrameOptions {
+/** Options for {@linkcode encodeFrameHeader}. */
+export interface FrameHeaderOptions {
   /**
    * Whether this frame ends its message; `false` starts or continues a fragmented message.
    *
@@ -46,7 +47,23 @@ export interface EncodeFrameOptions {
   fin?: boolean;
 }
 
+/** The masking option of every encoder that writes a payload. */
+export interface MaskOptions {
+  /**
+   * Mask the frame as a client must (RFC 6455 §5.3): `true` draws a fresh key from `crypto.getRandomValues` for this
+   * frame; a 4-byte `Uint8Array` is used as the key (for tests: a client's keys must be unpredictable).
+   *
+   * @default {false} (a server's frames are never masked, §5.1)
+   */
+  mask?: boolean | Uint8Array;
+}
+
+/** Options for {@linkcode encodeFrame}. */
+export interface EncodeFrameOptions extends FrameHeaderOptions, MaskOptions {}
+
 const FIN_BIT = 0x80;
+const MASK_BIT = 0x80;
+const MASK_KEY_BYTES = 4;
 const LENGTH_16 = 126;
 const LENGTH_64 = 127;
 const MAX_HEADER_BYTES = 10;
@@ -103,10 +120,33 @@ function firstByte(opcode: number, payloadLength: number, fin: boolean): number 
   return fin ? FIN_BIT | opcode : opcode;
 }
 
+/** The key for one masked frame: fresh random bytes for `true`, else the caller's 4 bytes. */
+function maskKey(mask: true | Uint8Array): Uint8Array {
+  if (mask === true) return crypto.getRandomValues(new Uint8Array(MASK_KEY_BYTES));
+  if (mask.length !== MASK_KEY_BYTES) throw new RangeError(`Mask key must be 4 bytes: ${mask.length}`);
+  return mask;
+}
+
+/** Writes a masked frame: header with the mask bit, the key, and `payload` XORed with it (§5.3). */
+function encodeMasked(first: number, payload: Uint8Array, mask: true | Uint8Array): Uint8Array {
+  const key = maskKey(mask);
+  const length = payload.length;
+  const keyAt = headerSize(length);
+  const start = keyAt + MASK_KEY_BYTES;
+  const frame = new Uint8Array(start + length);
+  writeHeader(frame, 0, first, length);
+  frame[1] |= MASK_BIT;
+  frame.set(key, keyAt);
+  // Client frames only: a byte loop is plenty for a CLI, and needs no alignment care.
+  for (let i = 0; i < length; i++) frame[start + i] = payload[i] ^ key[i & 3];
+  return frame;
+}
+
 /**
- * Encodes one unmasked frame: header and a copy of `payload`, in a single buffer.
+ * Encodes one frame: header and a copy of `payload`, in a single buffer; masked with `{ mask: true }`.
  *
- * Throws a `RangeError` for an undefined opcode, a fragmented control frame, or a control payload over 125 bytes.
+ * Throws a `RangeError` for an undefined opcode, a fragmented control frame, a control payload over 125 bytes, or a
+ * mask key that is not 4 bytes.
  *
  * @example
  * ```ts
@@ -114,10 +154,14 @@ function firstByte(opcode: number, payloadLength: number, fin: boolean): number 
  * import assert from "node:assert/strict";
  * const frame = encodeFrame(OPCODE.Binary, new Uint8Array([1, 2, 3]), { fin: false });
  * assert.deepEqual(frame, new Uint8Array([0x02, 0x03, 1, 2, 3]));
+ * const masked = encodeFrame(OPCODE.Binary, new Uint8Array([1, 2, 3]), { mask: new Uint8Array([1, 1, 1, 1]) });
+ * assert.deepEqual(masked, new Uint8Array([0x82, 0x83, 1, 1, 1, 1, 0, 3, 2]));
  * ```
  */
 export function encodeFrame(opcode: Opcode, payload: Uint8Array, options: EncodeFrameOptions = {}): Uint8Array {
   const first = firstByte(opcode, payload.length, options.fin ?? true);
+  const mask = options.mask;
+  if (mask !== undefined && mask !== false) return encodeMasked(first, payload, mask);
   const offset = headerSize(payload.length);
   const frame = new Uint8Array(offset + payload.length);
   writeHeader(frame, 0, first, payload.length);
@@ -127,7 +171,8 @@ export function encodeFrame(opcode: Opcode, payload: Uint8Array, options: Encode
 
 /**
  * Encodes only the header of an unmasked frame whose payload is `payloadLength` bytes, so a large payload can be
- * written after it without being copied.
+ * written after it without being copied. (No masking here: a masked payload is a copy anyway, so use
+ * {@linkcode encodeFrame}.)
  *
  * @example
  * ```ts
@@ -136,7 +181,7 @@ export function encodeFrame(opcode: Opcode, payload: Uint8Array, options: Encode
  * assert.deepEqual(encodeFrameHeader(OPCODE.Binary, 70_000), new Uint8Array([0x82, 127, 0, 0, 0, 0, 0, 1, 0x11, 0x70]));
  * ```
  */
-export function encodeFrameHeader(opcode: Opcode, payloadLength: number, options: EncodeFrameOptions = {}): Uint8Array {
+export function encodeFrameHeader(opcode: Opcode, payloadLength: number, options: FrameHeaderOptions = {}): Uint8Array {
   if (!Number.isSafeInteger(payloadLength) || payloadLength < 0) {
     throw new RangeError(`Payload length must be a non-negative safe integer: ${payloadLength}`);
   }
@@ -156,9 +201,12 @@ export function encodeFrameHeader(opcode: Opcode, payloadLength: number, options
  * import { encodeText } from "./frame.ts";
  * import assert from "node:assert/strict";
  * assert.deepEqual(encodeText("é"), new Uint8Array([0x81, 0x02, 0xc3, 0xa9]));
+ * assert.equal(encodeText("é", { mask: true }).length, 2 + 4 + 2);
  * ```
  */
-export function encodeText(text: string): Uint8Array {
+export function encodeText(text: string, options?: MaskOptions): Uint8Array {
+  // One check for the server's path; a client's masked text takes the general route.
+  if (options !== undefined && options.mask) return encodeFrame(OPCODE.Text, encoder.encode(text), options);
   const units = text.length;
   if (units <= ASCII_LOOP_UNITS) {
     const frame = new Uint8Array(2 + units);
@@ -193,8 +241,8 @@ export function encodeText(text: string): Uint8Array {
  * assert.deepEqual(encodeBinary(new Uint8Array([7]).buffer), new Uint8Array([0x82, 0x01, 7]));
  * ```
  */
-export function encodeBinary(data: ArrayBuffer | Uint8Array): Uint8Array {
-  return encodeFrame(OPCODE.Binary, data instanceof Uint8Array ? data : new Uint8Array(data));
+export function encodeBinary(data: ArrayBuffer | Uint8Array, options?: MaskOptions): Uint8Array {
+  return encodeFrame(OPCODE.Binary, data instanceof Uint8Array ? data : new Uint8Array(data), options);
 }
 
 /**
@@ -211,7 +259,11 @@ export function encodeBinary(data: ArrayBuffer | Uint8Array): Uint8Array {
  * assert.deepEqual(encodeClose(), new Uint8Array([0x88, 0x00]));
  * ```
  */
-export function encodeClose(code?: number, reason = ""): Uint8Array {
+export function encodeClose(code?: number, reason = "", options?: MaskOptions): Uint8Array {
+  if (options !== undefined && options.mask) {
+    // A close frame's header is always 2 bytes: mask its payload through the general encoder.
+    return encodeFrame(OPCODE.Close, encodeClose(code, reason).subarray(2), options);
+  }
   if (code === undefined) {
     if (reason !== "") throw new TypeError(`A close reason needs a close code: "${reason}"`);
     return new Uint8Array([FIN_BIT | OPCODE.Close, 0]);
@@ -237,8 +289,8 @@ export function encodeClose(code?: number, reason = ""): Uint8Array {
  * assert.deepEqual(encodePing(new Uint8Array([1])), new Uint8Array([0x89, 0x01, 1]));
  * ```
  */
-export function encodePing(payload: Uint8Array = new Uint8Array(0)): Uint8Array {
-  return encodeFrame(OPCODE.Ping, payload);
+export function encodePing(payload: Uint8Array = new Uint8Array(0), options?: MaskOptions): Uint8Array {
+  return encodeFrame(OPCODE.Ping, payload, options);
 }
 
 /**
@@ -251,6 +303,6 @@ export function encodePing(payload: Uint8Array = new Uint8Array(0)): Uint8Array 
  * assert.deepEqual(encodePong(new Uint8Array([1])), new Uint8Array([0x8a, 0x01, 1]));
  * ```
  */
-export function encodePong(payload: Uint8Array = new Uint8Array(0)): Uint8Array {
-  return encodeFrame(OPCODE.Pong, payload);
+export function encodePong(payload: Uint8Array = new Uint8Array(0), options?: MaskOptions): Uint8Array {
+  return encodeFrame(OPCODE.Pong, payload, options);
 }

@@ -1,6 +1,7 @@
 /**
- * Sans-I/O HTTP/1.1 for the WebSocket opening handshake: parse a request head (RFC 9112), write a response head, and
- * compute `Sec-WebSocket-Accept` (RFC 6455 §4.2.2). Bodies are out of scope: bytes after the head are the caller's.
+ * Sans-I/O HTTP/1.1 for the WebSocket opening handshake: parse a request head (RFC 9112) and write a response head
+ * for the server, parse a response head for the client, and compute `Sec-WebSocket-Accept` (RFC 6455 §4.2.2).
+ * Bodies are out of scope: bytes after the head are the caller's.
  *
  * @module
  */
@@ -41,6 +42,41 @@ export interface RequestHeadError {
 
 /** What {@linkcode parseRequestHead} found: more bytes needed, a refusal, or a request. */
 export type ParseRequestHeadResult = { kind: "incomplete" } | RequestHeadError | RequestHead;
+
+/** Options for {@linkcode parseResponseHead}. */
+export interface ParseResponseHeadOptions {
+  /**
+   * Largest response head accepted, in bytes up to and including the blank line.
+   *
+   * @default {16384}
+   */
+  maxHeadBytes?: number;
+}
+
+/** A parsed response head. */
+export interface ResponseHead {
+  kind: "response";
+  /** The HTTP version. */
+  version: "1.1" | "1.0";
+  /** The status code, 100–599. */
+  status: number;
+  /** The reason phrase as sent (possibly empty); RFC 9112 §4 says a client should not rely on it. */
+  statusText: string;
+  /** The header fields; repeated names are combined with `", "` as `Headers.append` does. */
+  headers: Headers;
+  /** Bytes the head took, including the final CRLFCRLF. */
+  headLength: number;
+}
+
+/** Why a response head could not be parsed. */
+export interface ResponseHeadError {
+  kind: "error";
+  /** A short fixed description. */
+  reason: string;
+}
+
+/** What {@linkcode parseResponseHead} found: more bytes needed, a malformed head, or a response. */
+export type ParseResponseHeadResult = { kind: "incomplete" } | ResponseHeadError | ResponseHead;
 
 /** Options for {@linkcode serializeResponseHead}. */
 export interface SerializeResponseHeadOptions {
@@ -113,6 +149,59 @@ function fail(status: 400 | 431 | 505, reason: string): RequestHeadError {
   return { kind: "error", status, reason };
 }
 
+function checkMaxHeadBytes(maxHeadBytes: number): void {
+  if (!Number.isSafeInteger(maxHeadBytes) || maxHeadBytes <= 0) {
+    throw new RangeError(`maxHeadBytes must be a positive safe integer: ${maxHeadBytes}`);
+  }
+}
+
+/**
+ * Finds the blank line ending the head that starts at `start`, pushing each line's [start, end) onto `lines`.
+ * Returns the head's length, -1 when no blank line came within `limit` bytes, or the reason the lines are malformed.
+ */
+function scanLines(bytes: Uint8Array, start: number, limit: number, lines: number[], what: string): number | string {
+  let lineStart = start;
+  for (let i = start; i < limit; i++) {
+    const b = bytes[i];
+    if (b === CR) {
+      if (i + 1 < bytes.length && bytes[i + 1] !== LF) return `Bare CR in ${what} head`;
+    } else if (b === LF) {
+      if (i === 0 || bytes[i - 1] !== CR) return `Bare LF in ${what} head`;
+      if (i - 1 === lineStart) return i + 1;
+      lines.push(lineStart, i - 1);
+      lineStart = i + 1;
+    }
+  }
+  return -1;
+}
+
+/**
+ * Parses the header lines `lines[2..]` into `headers` with the same strictness for requests and responses; returns
+ * how many Host fields there were, or the reason a line is malformed.
+ */
+function parseFields(bytes: Uint8Array, lines: number[], headers: Headers): number | string {
+  let hosts = 0;
+  for (let l = 2; l < lines.length; l += 2) {
+    const from = lines[l];
+    const to = lines[l + 1];
+    if (bytes[from] === SP || bytes[from] === HTAB) return "Obsolete line folding";
+    let colon = from;
+    while (colon < to && bytes[colon] !== COLON) colon++;
+    if (colon === to || !isToken(bytes, from, colon)) return "Malformed header name";
+    let valueStart = colon + 1;
+    let valueEnd = to;
+    while (valueStart < valueEnd && (bytes[valueStart] === SP || bytes[valueStart] === HTAB)) valueStart++;
+    while (valueEnd > valueStart && (bytes[valueEnd - 1] === SP || bytes[valueEnd - 1] === HTAB)) valueEnd--;
+    for (let i = valueStart; i < valueEnd; i++) {
+      if (!isFieldByte(bytes[i])) return "Malformed header value";
+    }
+    const name = latin1(bytes, from, colon);
+    if (name.length === 4 && name.toLowerCase() === "host") hosts++;
+    headers.append(name, latin1(bytes, valueStart, valueEnd));
+  }
+  return hosts;
+}
+
 /**
  * Parses an HTTP/1.x request head from the start of `bytes` (everything received so far on the connection).
  *
@@ -138,31 +227,13 @@ function fail(status: 400 | 431 | 505, reason: string): RequestHeadError {
  */
 export function parseRequestHead(bytes: Uint8Array, options: ParseRequestHeadOptions = {}): ParseRequestHeadResult {
   const maxHeadBytes = options.maxHeadBytes ?? DEFAULTS.maxHeadBytes;
-  if (!Number.isSafeInteger(maxHeadBytes) || maxHeadBytes <= 0) {
-    throw new RangeError(`maxHeadBytes must be a positive safe integer: ${maxHeadBytes}`);
-  }
+  checkMaxHeadBytes(maxHeadBytes);
   let start = 0;
   while (start + 1 < bytes.length && bytes[start] === CR && bytes[start + 1] === LF) start += 2;
 
-  // Find the blank line ending the head, recording each line's [start, end) along the way.
   const lines: number[] = [];
-  const limit = Math.min(bytes.length, maxHeadBytes);
-  let lineStart = start;
-  let headLength = -1;
-  for (let i = start; i < limit; i++) {
-    const b = bytes[i];
-    if (b === CR) {
-      if (i + 1 < bytes.length && bytes[i + 1] !== LF) return fail(400, "Bare CR in request head");
-    } else if (b === LF) {
-      if (i === 0 || bytes[i - 1] !== CR) return fail(400, "Bare LF in request head");
-      if (i - 1 === lineStart) {
-        headLength = i + 1;
-        break;
-      }
-      lines.push(lineStart, i - 1);
-      lineStart = i + 1;
-    }
-  }
+  const headLength = scanLines(bytes, start, Math.min(bytes.length, maxHeadBytes), lines, "request");
+  if (typeof headLength === "string") return fail(400, headLength);
   if (headLength < 0) {
     return bytes.length >= maxHeadBytes ? fail(431, "Request head too large") : INCOMPLETE;
   }
@@ -188,25 +259,8 @@ export function parseRequestHead(bytes: Uint8Array, options: ParseRequestHeadOpt
   else return fail(400, "Malformed HTTP version");
 
   const headers = new Headers();
-  let hosts = 0;
-  for (let l = 2; l < lines.length; l += 2) {
-    const from = lines[l];
-    const to = lines[l + 1];
-    if (bytes[from] === SP || bytes[from] === HTAB) return fail(400, "Obsolete line folding");
-    let colon = from;
-    while (colon < to && bytes[colon] !== COLON) colon++;
-    if (colon === to || !isToken(bytes, from, colon)) return fail(400, "Malformed header name");
-    let valueStart = colon + 1;
-    let valueEnd = to;
-    while (valueStart < valueEnd && (bytes[valueStart] === SP || bytes[valueStart] === HTAB)) valueStart++;
-    while (valueEnd > valueStart && (bytes[valueEnd - 1] === SP || bytes[valueEnd - 1] === HTAB)) valueEnd--;
-    for (let i = valueStart; i < valueEnd; i++) {
-      if (!isFieldByte(bytes[i])) return fail(400, "Malformed header value");
-    }
-    const name = latin1(bytes, from, colon);
-    if (name.length === 4 && name.toLowerCase() === "host") hosts++;
-    headers.append(name, latin1(bytes, valueStart, valueEnd));
-  }
+  const hosts = parseFields(bytes, lines, headers);
+  if (typeof hosts === "string") return fail(400, hosts);
   if (hosts > 1) return fail(400, "Duplicate Host header");
   if (hosts === 0 && version === "1.1") return fail(400, "Missing Host header");
 
@@ -215,6 +269,73 @@ export function parseRequestHead(bytes: Uint8Array, options: ParseRequestHeadOpt
     method: latin1(bytes, start, firstSpace),
     target: latin1(bytes, firstSpace + 1, secondSpace),
     version,
+    headers,
+    headLength,
+  };
+}
+
+/**
+ * Parses an HTTP/1.x response head from the start of `bytes` (everything received so far on the connection), as a
+ * WebSocket client reads the server's answer to its upgrade request.
+ *
+ * As strict as {@linkcode parseRequestHead} about line endings and header fields; the status line is
+ * `HTTP/1.1 SP 3DIGIT SP reason`, where the space before an empty reason may be missing (RFC 9112 §4).
+ *
+ * @example
+ * ```ts
+ * import { parseResponseHead } from "./http1.ts";
+ * import assert from "node:assert/strict";
+ * const bytes = new TextEncoder().encode("HTTP/1.1 404 Not Found\r\nContent-Length: 5\r\n\r\nNope\n");
+ * const result = parseResponseHead(bytes);
+ * assert.equal(result.kind, "response");
+ * if (result.kind === "response") {
+ *   assert.equal(result.status, 404);
+ *   assert.equal(result.statusText, "Not Found");
+ *   assert.equal(result.headers.get("content-length"), "5");
+ *   assert.equal(result.headLength, bytes.length - 5);
+ * }
+ * assert.deepEqual(parseResponseHead(bytes.subarray(0, 20)), { kind: "incomplete" });
+ * ```
+ */
+export function parseResponseHead(bytes: Uint8Array, options: ParseResponseHeadOptions = {}): ParseResponseHeadResult {
+  const maxHeadBytes = options.maxHeadBytes ?? DEFAULTS.maxHeadBytes;
+  checkMaxHeadBytes(maxHeadBytes);
+  const lines: number[] = [];
+  const headLength = scanLines(bytes, 0, Math.min(bytes.length, maxHeadBytes), lines, "response");
+  if (typeof headLength === "string") return { kind: "error", reason: headLength };
+  if (headLength < 0) {
+    return bytes.length >= maxHeadBytes ? { kind: "error", reason: "Response head too large" } : INCOMPLETE;
+  }
+  if (lines.length === 0) return { kind: "error", reason: "Empty response head" };
+
+  // status-line = HTTP-version SP status-code SP [ reason-phrase ] (RFC 9112 §4)
+  const lineEnd = lines[1];
+  const versionText = latin1(bytes, 0, Math.min(8, lineEnd));
+  let version: "1.1" | "1.0";
+  if (versionText === "HTTP/1.1") version = "1.1";
+  else if (versionText === "HTTP/1.0") version = "1.0";
+  else return { kind: "error", reason: "Malformed status line" };
+  let status = 0;
+  for (let i = 9; i < 12; i++) {
+    const digit = bytes[i] - 0x30;
+    if (i >= lineEnd || digit < 0 || digit > 9) return { kind: "error", reason: "Malformed status line" };
+    status = status * 10 + digit;
+  }
+  if (bytes[8] !== SP || (lineEnd > 12 && bytes[12] !== SP) || status < 100 || status > 599) {
+    return { kind: "error", reason: "Malformed status line" };
+  }
+  for (let i = 13; i < lineEnd; i++) {
+    if (!isFieldByte(bytes[i])) return { kind: "error", reason: "Malformed status line" };
+  }
+
+  const headers = new Headers();
+  const fields = parseFields(bytes, lines, headers);
+  if (typeof fields === "string") return { kind: "error", reason: fields };
+  return {
+    kind: "response",
+    version,
+    status,
+    statusText: lineEnd > 13 ? latin1(bytes, 13, lineEnd) : "",
     headers,
     headLength,
   };

@@ -146,3 +146,82 @@ Deno.test("encodePing() and encodePong() carry the payload", () => {
   assert.throws(() => encodePong(filled(126)), RangeError);
   assert.throws(() => encodePing(filled(126)), RangeError);
 });
+
+// Masking, for the client role (RFC 6455 §5.3)
+
+/**
+ * Parses one masked frame byte by byte, independently of lib/frame.ts: checks the mask bit and returns the frame as
+ * it would be unmasked (mask bit cleared, key removed, payload unmasked) and the key.
+ */
+function unmaskFrame(frame: Uint8Array): { unmasked: Uint8Array; key: number[] } {
+  assert.equal(frame[1] & 0x80, 0x80, "the mask bit is set");
+  const code = frame[1] & 0x7f;
+  const lengthBytes = code < 126 ? 0 : code === 126 ? 2 : 8;
+  let length = code;
+  if (lengthBytes > 0) {
+    length = 0;
+    for (let i = 0; i < lengthBytes; i++) length = length * 256 + frame[2 + i];
+  }
+  const keyAt = 2 + lengthBytes;
+  const key = Array.from(frame.subarray(keyAt, keyAt + 4));
+  assert.equal(frame.length, keyAt + 4 + length, "the length matches");
+  const unmasked = new Uint8Array(keyAt + length);
+  unmasked.set(frame.subarray(0, keyAt));
+  unmasked[1] &= 0x7f;
+  for (let i = 0; i < length; i++) unmasked[keyAt + i] = frame[keyAt + 4 + i] ^ key[i & 3];
+  return { unmasked, key };
+}
+
+Deno.test("encodeFrame() masks with a given key at every length class", () => {
+  const key = new Uint8Array([0x37, 0xfa, 0x21, 0x3d]);
+  assert.deepEqual(
+    encodeFrame(OPCODE.Text, new TextEncoder().encode("Hello"), { mask: key }),
+    // RFC 6455 §5.7: a single-frame masked text message "Hello".
+    new Uint8Array([0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]),
+  );
+  for (const length of [0, 1, 125, 126, 65535, 65536, 70_001]) {
+    const payload = Uint8Array.from({ length }, (_, i) => (i * 31 + 7) & 0xff);
+    const frame = encodeFrame(OPCODE.Binary, payload, { mask: key, fin: false });
+    const { unmasked, key: written } = unmaskFrame(frame);
+    assert.deepEqual(written, Array.from(key), `length ${length}`);
+    assert.deepEqual(unmasked, encodeFrame(OPCODE.Binary, payload, { fin: false }), `length ${length}`);
+  }
+});
+
+Deno.test("encodeFrame() with mask: true draws a fresh random key for every frame", () => {
+  const payload = new TextEncoder().encode("same payload");
+  const keys = new Set<string>();
+  for (let i = 0; i < 16; i++) {
+    const { unmasked, key } = unmaskFrame(encodeFrame(OPCODE.Text, payload, { mask: true }));
+    assert.deepEqual(unmasked, encodeFrame(OPCODE.Text, payload));
+    keys.add(key.join(","));
+  }
+  // 16 draws of 32 random bits: a repeat is a one-in-30-million event, a constant key is a bug.
+  assert.ok(keys.size >= 15, `keys repeat: ${[...keys].join(" ")}`);
+});
+
+Deno.test("encodeFrame() refuses a mask key that is not 4 bytes; mask: false does not mask", () => {
+  assert.throws(() => encodeFrame(OPCODE.Text, new Uint8Array(1), { mask: new Uint8Array(3) }), RangeError);
+  assert.deepEqual(encodeFrame(OPCODE.Ping, new Uint8Array([1]), { mask: false }), new Uint8Array([0x89, 1, 1]));
+});
+
+Deno.test("encodeText(), encodeBinary(), encodeClose(), encodePing() and encodePong() mask on request", () => {
+  const mask = { mask: true } as const;
+  const cases: [Uint8Array, Uint8Array][] = [
+    [encodeText("", mask), encodeText("")],
+    [encodeText("hello", mask), encodeText("hello")],
+    [encodeText("κόσμε 𝄞".repeat(3000), mask), encodeText("κόσμε 𝄞".repeat(3000))],
+    [encodeText("\ud800", mask), encodeText("\ud800")],
+    [encodeBinary(new Uint8Array([1, 2, 3]).buffer, mask), encodeBinary(new Uint8Array([1, 2, 3]))],
+    [encodeBinary(new Uint8Array([9, 1, 2, 9]).subarray(1, 3), mask), new Uint8Array([0x82, 2, 1, 2])],
+    [encodeClose(undefined, "", mask), encodeClose()],
+    [encodeClose(1000, "", mask), encodeClose(1000)],
+    [encodeClose(4001, "a".repeat(200), mask), encodeClose(4001, "a".repeat(200))],
+    [encodePing(undefined, mask), encodePing()],
+    [encodePing(filled(125), mask), encodePing(filled(125))],
+    [encodePong(new Uint8Array([1, 2]), mask), encodePong(new Uint8Array([1, 2]))],
+  ];
+  for (const [masked, plain] of cases) assert.deepEqual(unmaskFrame(masked).unmasked, plain);
+  assert.throws(() => encodeClose(1005, "", mask), RangeError);
+  assert.throws(() => encodePing(filled(126), mask), RangeError);
+});

@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { computeAcceptKey, parseRequestHead, serializeResponseHead, STATUS_TEXT } from "../lib/http1.ts";
+import {
+  computeAcceptKey,
+  parseRequestHead,
+  parseResponseHead,
+  serializeResponseHead,
+  STATUS_TEXT,
+} from "../lib/http1.ts";
 
 const encoder = new TextEncoder();
 
@@ -189,4 +195,86 @@ Deno.test("serializeResponseHead() writes Latin-1 text as single bytes and ends 
   const bytes = serializeResponseHead(400, [["Content-Type", "text/plain"], ["X-Latin", "caf\u00e9"]]);
   assert.deepEqual(Array.from(bytes.subarray(-4)), [0x0d, 0x0a, 0x0d, 0x0a]);
   assert.equal(bytes.includes(0xe9), true);
+});
+
+// Response heads, as the client reads them
+
+const SWITCHING = "HTTP/1.1 101 Switching Protocols\r\n" +
+  "Upgrade: websocket\r\n" +
+  "Connection: Upgrade\r\n" +
+  "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n" +
+  "\r\n";
+
+function assertResponseError(result: ReturnType<typeof parseResponseHead>, message: string): void {
+  assert.equal(result.kind, "error", message);
+}
+
+Deno.test("parseResponseHead() parses the 101 of RFC 6455 §1.3 and reports where frames begin", () => {
+  const frame = [0x81, 0x02, 0x68, 0x69];
+  const result = parseResponseHead(new Uint8Array([...head(SWITCHING), ...frame]));
+  assert.equal(result.kind, "response");
+  if (result.kind !== "response") return;
+  assert.equal(result.version, "1.1");
+  assert.equal(result.status, 101);
+  assert.equal(result.statusText, "Switching Protocols");
+  assert.equal(result.headers.get("upgrade"), "websocket");
+  assert.equal(result.headers.get("sec-websocket-accept"), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+  assert.equal(result.headLength, SWITCHING.length);
+});
+
+Deno.test("parseResponseHead() is incomplete at every prefix, then complete", () => {
+  const bytes = head(SWITCHING);
+  for (let end = 0; end < bytes.length; end++) {
+    assert.deepEqual(parseResponseHead(bytes.subarray(0, end)), { kind: "incomplete" }, `prefix ${end}`);
+  }
+  assert.equal(parseResponseHead(bytes).kind, "response");
+});
+
+Deno.test("parseResponseHead() accepts an empty reason with or without its space, and HTTP/1.0", () => {
+  for (const line of ["HTTP/1.1 404", "HTTP/1.1 404 ", "HTTP/1.0 404 Nope"]) {
+    const result = parseResponseHead(head(`${line}\r\nContent-Length: 0\r\n\r\n`));
+    assert.equal(result.kind, "response", line);
+    if (result.kind !== "response") continue;
+    assert.equal(result.status, 404);
+    assert.equal(result.statusText, line.endsWith("Nope") ? "Nope" : "");
+    assert.equal(result.version, line.startsWith("HTTP/1.0") ? "1.0" : "1.1");
+  }
+});
+
+Deno.test("parseResponseHead() trims values and combines repeated headers", () => {
+  const result = parseResponseHead(head("HTTP/1.1 400 Bad Request\r\nX-A:  one \r\nx-a: two\r\n\r\n"));
+  assert.equal(result.kind, "response");
+  if (result.kind === "response") assert.equal(result.headers.get("x-a"), "one, two");
+});
+
+Deno.test("parseResponseHead() refuses a malformed status line", () => {
+  for (
+    const line of [
+      "HTTP/2 101 Switching Protocols",
+      "HTTP/1.1 1010 Switching Protocols",
+      "HTTP/1.1 10 x",
+      "HTTP/1.1 099 Low",
+      "HTTP/1.1 600 High",
+      "HTTP/1.1 1O1 Letter",
+      "HTTP/1.1  101 Two spaces",
+      "http/1.1 101 Lower case",
+      "ICY 200 OK",
+      "HTTP/1.1 101 Bad\x01control",
+    ]
+  ) {
+    assertResponseError(parseResponseHead(head(`${line}\r\n\r\n`)), line);
+  }
+});
+
+Deno.test("parseResponseHead() refuses bare CR or LF, obs-fold, bad fields, and a head beyond maxHeadBytes", () => {
+  assertResponseError(parseResponseHead(head("HTTP/1.1 101 OK\nUpgrade: websocket\r\n\r\n")), "bare LF");
+  assertResponseError(parseResponseHead(head("HTTP/1.1 101 OK\r\nA: b\rc\r\n\r\n")), "bare CR");
+  assertResponseError(parseResponseHead(head("HTTP/1.1 101 OK\r\nA: b\r\n c\r\n\r\n")), "obs-fold");
+  assertResponseError(parseResponseHead(head("HTTP/1.1 101 OK\r\nA b: c\r\n\r\n")), "space in name");
+  assertResponseError(parseResponseHead(head("HTTP/1.1 101 OK\r\nA: b\x00\r\n\r\n")), "NUL in value");
+  assertResponseError(parseResponseHead(head("\r\n\r\n")), "empty head");
+  const long = head(`HTTP/1.1 200 OK\r\nX: ${"a".repeat(100)}\r\n\r\n`);
+  assertResponseError(parseResponseHead(long, { maxHeadBytes: 64 }), "too large");
+  assert.deepEqual(parseResponseHead(long.subarray(0, 50), { maxHeadBytes: 64 }), { kind: "incomplete" });
+  assert.throws(() => parseResponseHead(long, { maxHeadBytes: 0 }), RangeError);
 });

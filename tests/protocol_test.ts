@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { OPCODE } from "../lib/frame.ts";
+import { encodeBinary, encodeClose, encodePing, encodeText, OPCODE } from "../lib/frame.ts";
 import { ServerProtocol, type ServerProtocolOptions } from "../lib/protocol.ts";
-import { clientFrame, concatBytes, utf8 } from "./_ws_client_frames.ts";
+import { clientFrame, type ClientFrameOptions, concatBytes, utf8 } from "./_ws_client_frames.ts";
 
 type Event =
   | ["text", string]
@@ -31,9 +31,29 @@ function recorder(options: ServerProtocolOptions = {}): { protocol: ServerProtoc
     onPong: (payload) => events.push(["pong", Array.from(payload)]),
     onClose: (code, reason) => events.push(["close", code, reason]),
     onError: (code) => events.push(["error", code]),
-    write: (bytes) => events.push(["write", Array.from(bytes)]),
+    // A client's writes are recorded unmasked (after checking they were masked), so both roles share expectations.
+    write: (bytes) => events.push(["write", options.role === "client" ? unmaskWritten(bytes) : Array.from(bytes)]),
   });
   return { protocol, events };
+}
+
+/** A frame as a server sends it: unmasked. */
+function serverFrame(opcode: number, payload: Uint8Array | string = "", options: ClientFrameOptions = {}): Uint8Array {
+  return clientFrame(opcode, payload, { ...options, mask: false });
+}
+
+/**
+ * Checks that `frame` (one whole frame) is masked, and returns it as the same frame unmasked would be: mask bit
+ * cleared, key removed, payload unmasked. Written byte by byte, independently of lib/frame.ts.
+ */
+function unmaskWritten(frame: Uint8Array): number[] {
+  assert.equal(frame[1] & 0x80, 0x80, "a client's frame must be masked");
+  const length = frame[1] & 0x7f;
+  assert.ok(length < 126, "the protocol writes control frames only");
+  assert.equal(frame.length, 2 + 4 + length);
+  const key = frame.subarray(2, 6);
+  const payload = Array.from(frame.subarray(6), (byte, i) => byte ^ key[i & 3]);
+  return [frame[0], length, ...payload];
 }
 
 /**
@@ -133,7 +153,8 @@ Deno.test("ServerProtocol.receive() parses many frames from one chunk in order",
 });
 
 /** A stream touching every path: all length classes, fragmentation, controls, multi-byte text, and close. */
-function mixedStream(): Uint8Array {
+function mixedStream(frame: typeof clientFrame = clientFrame): Uint8Array {
+  const clientFrame = frame;
   return concatBytes(
     clientFrame(Text, "héllo"),
     clientFrame(Binary, bytes(200)),
@@ -583,4 +604,127 @@ Deno.test("ServerProtocol.receive() sends no second close frame when failing aft
   protocol.close(1000);
   protocol.receive(clientFrame(Text, "x", { mask: false }));
   assert.deepEqual(events, [["write", [0x88, 2, 0x03, 0xe8]], ["error", 1002]]);
+});
+
+// §8 The client role: unmasked frames in, masked frames out (RFC 6455 §5.1, §5.3)
+
+const CLIENT = { role: "client" } as const;
+
+Deno.test("ServerProtocol client role: gives the same events for unmasked server frames, whole or byte by byte", () => {
+  // recorder() unmasks what the client writes after checking the mask bit: pongs and the close answer are masked.
+  const stream = mixedStream(serverFrame);
+  assert.deepEqual(feed(stream, [], CLIENT), mixedEvents());
+  assert.deepEqual(feedBytewise(stream, CLIENT), mixedEvents());
+});
+
+Deno.test("ServerProtocol client role: gives the same events for a stream split at every byte boundary", () => {
+  const stream = concatBytes(
+    serverFrame(Text, "héllo"),
+    serverFrame(Binary, bytes(300)),
+    serverFrame(Ping, "p1"),
+    serverFrame(Text, "κό", { fin: false }),
+    serverFrame(Continuation, "σμε", { fin: true }),
+    serverFrame(Close, closeBytes(1001, "é")),
+  );
+  const expected = feed(stream, [], CLIENT);
+  assert.deepEqual(expected.map((event) => event[0]), ["text", "binary", "write", "ping", "text", "write", "close"]);
+  for (let cut = 1; cut < stream.length; cut++) {
+    assert.deepEqual(feed(stream, [cut], CLIENT), expected, `cut at ${cut}`);
+  }
+});
+
+Deno.test("ServerProtocol client role: fails with 1002 on a masked server frame, its close frame masked", () => {
+  const closeFrame = [0x88, 2 + 12, 0x03, 0xea, ...utf8("Frame masked")];
+  assert.deepEqual(feed(clientFrame(Text, "hi"), [], CLIENT), [["write", closeFrame], ["error", 1002]]);
+  // Checked on the second header byte alone, before any key or payload arrives.
+  const { protocol, events } = recorder(CLIENT);
+  protocol.receive(new Uint8Array([0x82, 0xfe]));
+  assert.deepEqual(events, [["write", closeFrame], ["error", 1002]]);
+});
+
+Deno.test("ServerProtocol client role: masks pongs and close frames with a fresh key each", () => {
+  const written: Uint8Array[] = [];
+  const protocol = new ServerProtocol({ role: "client", write: (bytes) => written.push(bytes) });
+  protocol.receive(concatBytes(...Array.from({ length: 8 }, () => serverFrame(Ping, "same payload"))));
+  protocol.close(4000, "bye");
+  assert.equal(written.length, 9);
+  for (const frame of written.slice(0, 8)) assert.deepEqual(unmaskWritten(frame), [0x8a, 12, ...utf8("same payload")]);
+  assert.deepEqual(unmaskWritten(written[8]), [0x88, 5, 0x0f, 0xa0, ...utf8("bye")]);
+  const keys = new Set(written.map((frame) => Array.from(frame.subarray(2, 6)).join(",")));
+  assert.ok(keys.size >= 8, `keys repeat: ${[...keys].join(" ")}`);
+});
+
+Deno.test("ServerProtocol client role: answers an empty close with an empty masked close and reports 1005", () => {
+  assert.deepEqual(feed(serverFrame(Close, ""), [], CLIENT), [["write", [0x88, 0]], ["close", 1005, ""]]);
+});
+
+Deno.test("ServerProtocol client role: enforces maxMessageBytes on the header", () => {
+  const events = feed(serverFrame(Binary, bytes(101)), [], { ...CLIENT, maxMessageBytes: 100 });
+  assert.deepEqual(events.at(-1), ["error", 1009]);
+  assert.deepEqual(feed(serverFrame(Binary, bytes(100)), [], { ...CLIENT, maxMessageBytes: 100 }).length, 1);
+});
+
+Deno.test("ServerProtocol client and server roles talk to each other through lib/frame.ts", () => {
+  const toServer: Uint8Array[] = [];
+  const toClient: Uint8Array[] = [];
+  const events: string[] = [];
+  const big = bytes(70_000);
+  const describe = (data: string | ArrayBuffer) => {
+    if (typeof data === "string") return data;
+    const received = new Uint8Array(data);
+    return received.length === big.length && received.every((byte, i) => byte === big[i])
+      ? "the 70,000 bytes"
+      : received.join(".");
+  };
+  const server = new ServerProtocol({
+    write: (bytes) => toClient.push(bytes),
+    onMessage: (data) => events.push(`server got ${describe(data)}`),
+    onPong: (payload) => events.push(`server got pong ${new TextDecoder().decode(payload)}`),
+    onClose: (code, reason) => events.push(`server got close ${code} ${reason}`),
+  });
+  const client = new ServerProtocol({
+    role: "client",
+    write: (bytes) => toServer.push(bytes),
+    onMessage: (data) => events.push(`client got ${describe(data)}`),
+    onPong: (payload) => events.push(`client got pong ${new TextDecoder().decode(payload)}`),
+    onClose: (code, reason) => events.push(`client got close ${code} ${reason}`),
+  });
+  const deliver = () => {
+    while (toServer.length > 0 || toClient.length > 0) {
+      for (const bytes of toServer.splice(0)) server.receive(bytes);
+      for (const bytes of toClient.splice(0)) client.receive(bytes);
+    }
+  };
+  const masked = { mask: true } as const;
+  server.receive(encodeText("hello from the client", masked));
+  server.receive(encodeBinary(new Uint8Array([1, 2, 3]), masked));
+  server.receive(encodeBinary(big, masked));
+  server.receive(encodePing(utf8("c"), masked));
+  client.receive(encodeText("hello from the server"));
+  client.receive(encodePing(utf8("s")));
+  client.receive(encodeBinary(big));
+  deliver();
+  client.close(1000, "done");
+  deliver();
+  assert.deepEqual(events, [
+    "server got hello from the client",
+    "server got 1.2.3",
+    "server got the 70,000 bytes",
+    "client got hello from the server",
+    "client got the 70,000 bytes",
+    "server got pong s",
+    "client got pong c",
+    "server got close 1000 done",
+    "client got close 1000 ",
+  ]);
+  assert.equal(server.closed, true);
+  assert.equal(client.closed, true);
+  // And a masked close straight from lib/frame.ts is a close the server accepts.
+  const { protocol, events: serverEvents } = recorder();
+  protocol.receive(encodeClose(4001, "x", masked));
+  assert.deepEqual(serverEvents.at(-1), ["close", 4001, "x"]);
+});
+
+Deno.test("new ServerProtocol() rejects an unknown role", () => {
+  assert.throws(() => new ServerProtocol({ role: "peer" as "client" }), TypeError);
 });

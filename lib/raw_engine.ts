@@ -18,7 +18,7 @@ import { encodeBinary, encodeClose, encodePing, encodeText } from "./frame.ts";
 import type { ClientInfo, UpgradeRequest } from "./handler.ts";
 import { isWebSocketAttempt } from "./handshake.ts";
 import { computeAcceptKey, parseRequestHead, serializeResponseHead } from "./http1.ts";
-import type { Connection, Hub } from "./hub.ts";
+import type { Connection, Endpoint, Hub } from "./hub.ts";
 import type { Logger } from "./log.ts";
 import { type Message, nextPeerId, type Peer } from "./peer.ts";
 import { ServerProtocol } from "./protocol.ts";
@@ -32,7 +32,7 @@ const HEAD_TIMEOUT_MS = 10_000;
 /** Time a closing peer gets to answer our close frame before its connection is cut. */
 const CLOSE_TIMEOUT_MS = 1_000;
 /** First read buffer per connection: small, so idle sockets stay cheap; it doubles while reads fill it. */
-const READ_BUFFER_MIN = 2 * 1024;
+const READ_BUFFER_MIN = 1024;
 /** Largest read buffer per connection. */
 const READ_BUFFER_MAX = 256 * 1024;
 /** Frames up to this size are copied into one write with their neighbours; larger ones are written as they are. */
@@ -86,6 +86,8 @@ export class RawPeer implements Peer {
   pinged = false;
   /** The connection's protocol state machine, set right after construction. */
   protocol: ServerProtocol | undefined;
+  /** Frees the connection's limiter slot; called once when the connection ends. */
+  release: (() => void) | undefined;
   readonly #conn: Deno.Conn;
   readonly #host: RawPeerHost;
   #queue: Uint8Array[] = [];
@@ -281,6 +283,17 @@ function coalesce(chunks: Uint8Array[]): Uint8Array[] {
   return out;
 }
 
+/** What an accepted upgrade hands from the HTTP step to the socket loop: only the small things. */
+interface SocketStart {
+  readonly endpoint: Endpoint;
+  readonly release: () => void;
+  readonly ip: string;
+  readonly path: string;
+  readonly key: string;
+  /** Bytes that arrived right after the request head (a client may send its first frame at once). */
+  early: Uint8Array | undefined;
+}
+
 /** What {@linkcode serveRaw} needs. */
 export interface RawServeOptions {
   /** Port to listen on (0 picks one). */
@@ -335,16 +348,14 @@ export function serveRaw(options: RawServeOptions): RawServer {
     upgrades.set(marker, request);
     return marker;
   });
-  const releases = new Map<RawPeer, { release: () => void; id: number; ip: string }>();
   const host: RawPeerHost = {
     logger,
     maxBufferedBytes: options.maxBufferedBytes,
     finished(peer, code, reason) {
       peers.delete(peer);
       peer.connection?.disconnect();
-      const entry = releases.get(peer);
-      releases.delete(peer);
-      entry?.release();
+      peer.release?.();
+      peer.release = undefined;
       hub.stats.countClose(code);
       logger.log("info", "client disconnected", { peer: peer.id, code, reason: reason || undefined });
     },
@@ -370,6 +381,14 @@ export function serveRaw(options: RawServeOptions): RawServer {
   }
 
   async function handleConnection(conn: Deno.Conn): Promise<void> {
+    // Two steps, so that nothing of the handshake (head buffer, Request, Headers) stays reachable from the
+    // long-lived socket loop: an idle connection should cost its socket and little else.
+    const start = await answerHttp(conn);
+    if (start !== undefined) await runSocket(conn, start);
+  }
+
+  /** Reads one request and answers it; returns what the socket needs when it is an accepted upgrade. */
+  async function answerHttp(conn: Deno.Conn): Promise<SocketStart | undefined> {
     const ip = (conn.remoteAddr as Deno.NetAddr).hostname;
     let head = new Uint8Array(0);
     let parsed;
@@ -454,11 +473,18 @@ export function serveRaw(options: RawServeOptions): RawServer {
       await writeAll(conn, concatBytes(responseHead, payload));
       return;
     }
-    await runSocket(conn, upgrade, rest);
+    return {
+      endpoint: upgrade.endpoint,
+      release: upgrade.release,
+      ip,
+      path: upgrade.path,
+      key: headers.get("sec-websocket-key")!.trim(),
+      early: rest.length > 0 ? rest.slice() : undefined,
+    };
   }
 
-  async function runSocket(conn: Deno.Conn, upgrade: UpgradeRequest, early: Uint8Array): Promise<void> {
-    const accept = await computeAcceptKey(upgrade.request.headers.get("sec-websocket-key")!.trim());
+  async function runSocket(conn: Deno.Conn, start: SocketStart): Promise<void> {
+    const accept = await computeAcceptKey(start.key);
     const written = await writeAll(
       conn,
       serializeResponseHead(101, [["Upgrade", "websocket"], ["Connection", "Upgrade"], [
@@ -467,11 +493,11 @@ export function serveRaw(options: RawServeOptions): RawServer {
       ]]),
     );
     if (!written || stopping) {
-      upgrade.release();
+      start.release();
       return;
     }
     const peer = new RawPeer(conn, host);
-    releases.set(peer, { release: upgrade.release, id: peer.id, ip: upgrade.ip });
+    peer.release = start.release;
     peers.add(peer);
     const protocol = new ServerProtocol({
       maxMessageBytes: options.maxMessageBytes,
@@ -492,9 +518,12 @@ export function serveRaw(options: RawServeOptions): RawServer {
       },
     });
     peer.protocol = protocol;
-    peer.connection = hub.connect(peer, upgrade.endpoint);
-    logger.log("info", "client connected", { peer: peer.id, ip: upgrade.ip, path: upgrade.path });
-    if (early.length > 0) protocol.receive(early.slice());
+    peer.connection = hub.connect(peer, start.endpoint);
+    logger.log("info", "client connected", { peer: peer.id, ip: start.ip, path: start.path });
+    if (start.early !== undefined) {
+      protocol.receive(start.early);
+      start.early = undefined;
+    }
     let buffer = new Uint8Array(READ_BUFFER_MIN);
     try {
       for (;;) {

@@ -167,6 +167,15 @@ export async function main(args: string[] = Deno.args): Promise<number> {
     return 1;
   }
   const { url, wsUrl, options } = server;
+  // Listen for signals before printing the URLs: whoever reads them may signal at once.
+  const stop = (signal: Deno.Signal) => {
+    server.logger.log("info", "shutting down", { signal });
+    // Belt and braces: exit even if a client that stopped reading holds the shutdown up.
+    const timer = setTimeout(() => Deno.exit(0), options.shutdownTimeout + 400);
+    Deno.unrefTimer(timer);
+    server.shutdown().then(() => Deno.exit(0));
+  };
+  for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(signal, () => stop(signal));
   console.log(
     [
       `Hubbub ${VERSION} listening on ${url} (engine ${options.engine}, mode ${options.mode})`,
@@ -179,14 +188,6 @@ export async function main(args: string[] = Deno.args): Promise<number> {
       "Press Ctrl+C to stop.",
     ].filter((line) => line !== "").join("\n"),
   );
-  const stop = (signal: Deno.Signal) => {
-    server.logger.log("info", "shutting down", { signal });
-    // Belt and braces: exit even if a client that stopped reading holds the shutdown up.
-    const timer = setTimeout(() => Deno.exit(0), options.shutdownTimeout + 400);
-    Deno.unrefTimer(timer);
-    server.shutdown().then(() => Deno.exit(0));
-  };
-  for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(signal, () => stop(signal));
   await server.finished;
   return 0;
 }

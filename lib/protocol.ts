@@ -75,7 +75,8 @@ const FAILURE = {
   UnexpectedContinuation: "Continuation without a message",
   ExpectedContinuation: "Expected a continuation frame",
   LengthTooLarge: "Frame length out of range",
-  MessageTooBig: "Message too big",
+  // Lower case like the hub's own 1009, so a client sees one reason whichever engine caught the message.
+  MessageTooBig: "message too big",
   InvalidUtf8: "Invalid UTF-8 in text message",
   CloseTooShort: "Close frame too short",
   InvalidCloseCode: "Invalid close code",

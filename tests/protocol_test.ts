@@ -484,7 +484,7 @@ Deno.test("ServerProtocol.receive() fails with 1009 on the header of a too-big f
   const { protocol, events } = recorder({ maxMessageBytes: 1000 });
   const frame = clientFrame(Binary, bytes(1001));
   protocol.receive(frame.subarray(0, 8)); // 2 + 2 length + 4 mask: the header only
-  assert.deepEqual(events, [["write", [0x88, 17, 0x03, 0xf1, ...utf8("Message too big")]], ["error", 1009]]);
+  assert.deepEqual(events, [["write", [0x88, 17, 0x03, 0xf1, ...utf8("message too big")]], ["error", 1009]]);
   assert.equal(protocol.closed, true);
 });
 

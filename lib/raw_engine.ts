@@ -35,10 +35,19 @@ const CLOSE_TIMEOUT_MS = 1_000;
 const READ_BUFFER_MIN = 1024;
 /** Largest read buffer per connection. */
 const READ_BUFFER_MAX = 256 * 1024;
-/** Frames up to this size are copied into one write with their neighbours; larger ones are written as they are. */
-const COALESCE_MAX = 64 * 1024;
+/**
+ * Size of the pooled output buffers frames are written into. Allocating an `ArrayBuffer` costs Deno ~250 ns, more
+ * than framing a small message, so frames go straight into a recycled buffer rather than into one array each.
+ */
+const OUT_BUFFER_BYTES = 16 * 1024;
+/** Frames up to this size are copied into the output buffer; larger ones are queued as they are, uncopied. */
+const COPY_MAX = 8 * 1024;
+/** Output buffers kept for reuse (at most 4 MiB), so idle sockets hold none. */
+const POOL_MAX = 256;
 
 const encoder = new TextEncoder();
+/** Text up to this many UTF-16 units, if ASCII, fits a 7-bit frame length and is framed in place. */
+const SHORT_TEXT_UNITS = 125;
 
 // One-slot frame cache: during a fan-out the hub hands every member the same object, so it is framed once.
 let cachedData: Message | undefined;
@@ -50,6 +59,22 @@ function frameOf(data: Message): Uint8Array {
     cachedData = data;
   }
   return cachedFrame;
+}
+
+const pool: ArrayBuffer[] = [];
+const pooled = new WeakSet<ArrayBuffer>();
+
+function takeBuffer(): Uint8Array {
+  const reused = pool.pop();
+  if (reused !== undefined) return new Uint8Array(reused);
+  const buffer = new ArrayBuffer(OUT_BUFFER_BYTES);
+  pooled.add(buffer);
+  return new Uint8Array(buffer);
+}
+
+/** Returns a written chunk's buffer to the pool when it came from there (cached broadcast frames did not). */
+function recycle(chunk: Uint8Array): void {
+  if (pooled.has(chunk.buffer as ArrayBuffer) && pool.length < POOL_MAX) pool.push(chunk.buffer as ArrayBuffer);
 }
 
 // Sockets with bytes queued this turn, flushed together in one microtask.
@@ -90,7 +115,12 @@ export class RawPeer implements Peer {
   release: (() => void) | undefined;
   readonly #conn: Deno.Conn;
   readonly #host: RawPeerHost;
-  #queue: Uint8Array[] = [];
+  /** Chunks ready to write, in order: filled output buffers and large frames. */
+  #sealed: Uint8Array[] = [];
+  /** The output buffer being filled (none while idle), and how much of it is used. */
+  #buf: Uint8Array | null = null;
+  #len = 0;
+  /** Bytes in `#sealed` plus `#len`. */
   #queued = 0;
   #inFlight = 0;
   #writing = false;
@@ -119,9 +149,51 @@ export class RawPeer implements Peer {
     return this.#state === OPEN;
   }
 
-  /** Queues one message; framed once per distinct message, however many peers it goes to. */
+  /**
+   * Queues one message. Short ASCII text is framed straight into the output buffer; anything else is framed once
+   * per distinct message (however many peers it goes to) and copied in, or queued as it is when large.
+   */
   send(data: Message): void {
-    if (this.#state === OPEN) this.#enqueue(frameOf(data));
+    if (this.#state !== OPEN) return;
+    if (typeof data === "string" && data.length <= SHORT_TEXT_UNITS && this.#writeShortAscii(data)) return;
+    this.#enqueue(frameOf(data));
+  }
+
+  /** Writes `text` as a text frame into the output buffer if it is all ASCII; returns false (nothing queued) if not. */
+  #writeShortAscii(text: string): boolean {
+    const units = text.length;
+    this.#reserve(units + 2);
+    const buf = this.#buf!;
+    const start = this.#len;
+    for (let i = 0, at = start + 2; i < units; i++, at++) {
+      const unit = text.charCodeAt(i);
+      if (unit > 0x7f) return false;
+      buf[at] = unit;
+    }
+    buf[start] = 0x81; // FIN + text
+    buf[start + 1] = units;
+    this.#len += units + 2;
+    this.#queued += units + 2;
+    this.#schedule();
+    return true;
+  }
+
+  /** Makes room for `bytes` more in the output buffer, sealing a full one and taking a fresh one from the pool. */
+  #reserve(bytes: number): void {
+    if (this.#buf === null || this.#len + bytes > this.#buf.length) {
+      this.#seal();
+      this.#buf = takeBuffer();
+    }
+  }
+
+  /** Moves the filled part of the output buffer to the write queue. */
+  #seal(): void {
+    const buf = this.#buf;
+    if (buf === null) return;
+    if (this.#len > 0) this.#sealed.push(buf.subarray(0, this.#len));
+    else recycle(buf);
+    this.#buf = null;
+    this.#len = 0;
   }
 
   /** Queues a ping (idle checks). */
@@ -190,7 +262,11 @@ export class RawPeer implements Peer {
     if (this.#state === CLOSED) return;
     this.#state = CLOSED;
     clearTimeout(this.#closeTimer);
-    this.#queue = [];
+    for (const chunk of this.#sealed) recycle(chunk);
+    if (this.#buf !== null) recycle(this.#buf);
+    this.#sealed = [];
+    this.#buf = null;
+    this.#len = 0;
     this.#queued = 0;
     try {
       this.#conn.close();
@@ -201,8 +277,21 @@ export class RawPeer implements Peer {
   }
 
   #enqueue(bytes: Uint8Array): void {
-    this.#queue.push(bytes);
-    this.#queued += bytes.length;
+    const length = bytes.length;
+    if (length > COPY_MAX) {
+      this.#seal();
+      this.#sealed.push(bytes);
+    } else {
+      this.#reserve(length);
+      this.#buf!.set(bytes, this.#len);
+      this.#len += length;
+    }
+    this.#queued += length;
+    this.#schedule();
+  }
+
+  /** Registers this socket for the end-of-turn flush, unless a write in flight will pick the queue up anyway. */
+  #schedule(): void {
     if (this.#writing || this.#dirty) return;
     this.#dirty = true;
     dirty.push(this);
@@ -222,18 +311,20 @@ export class RawPeer implements Peer {
     this.#writing = true;
     try {
       while (this.#queued > 0) {
-        const chunks = this.#queue;
+        this.#seal();
+        const chunks = this.#sealed;
         this.#inFlight = this.#queued;
-        this.#queue = [];
+        this.#sealed = [];
         this.#queued = 0;
-        for (const buffer of coalesce(chunks)) {
+        for (const chunk of chunks) {
           let offset = 0;
           // A write may take fewer bytes than given: go on from where it stopped.
-          while (offset < buffer.length) {
-            const written = await this.#conn.write(offset === 0 ? buffer : buffer.subarray(offset));
+          while (offset < chunk.length) {
+            const written = await this.#conn.write(offset === 0 ? chunk : chunk.subarray(offset));
             offset += written;
             this.#inFlight -= written;
           }
+          recycle(chunk);
         }
         this.#inFlight = 0;
       }
@@ -247,40 +338,6 @@ export class RawPeer implements Peer {
     }
     if (this.#peerClosed && this.#state === CLOSING && this.#queued === 0) this.#endWrite();
   }
-}
-
-/** Joins small frames into writes of up to {@linkcode COALESCE_MAX}; large frames go as they are, uncopied. */
-function coalesce(chunks: Uint8Array[]): Uint8Array[] {
-  if (chunks.length === 1) return chunks;
-  const out: Uint8Array[] = [];
-  let run: Uint8Array[] = [];
-  let runBytes = 0;
-  const endRun = () => {
-    if (run.length === 1) out.push(run[0]);
-    else if (run.length > 1) {
-      const joined = new Uint8Array(runBytes);
-      let offset = 0;
-      for (const chunk of run) {
-        joined.set(chunk, offset);
-        offset += chunk.length;
-      }
-      out.push(joined);
-    }
-    run = [];
-    runBytes = 0;
-  };
-  for (const chunk of chunks) {
-    if (chunk.length > COALESCE_MAX) {
-      endRun();
-      out.push(chunk);
-      continue;
-    }
-    if (runBytes + chunk.length > COALESCE_MAX) endRun();
-    run.push(chunk);
-    runBytes += chunk.length;
-  }
-  endRun();
-  return out;
 }
 
 /** What an accepted upgrade hands from the HTTP step to the socket loop: only the small things. */

@@ -98,6 +98,8 @@ const WORD_UNMASK_MIN_BYTES = 32;
 // Up to this many bytes, a JavaScript loop beats the native call: an ASCII check plus String.fromCharCode ran ~3x
 // faster than TextDecoder.decode for 16 bytes, and a copy loop beat TypedArray.set (measured on Deno 2.9).
 const SMALL_PAYLOAD_BYTES = 48;
+/** One reusable array of char codes per small length, for decoding short ASCII text without allocating. */
+const CHAR_CODES: number[][] = Array.from({ length: SMALL_PAYLOAD_BYTES + 1 }, (_, n) => new Array<number>(n).fill(0));
 
 const noop = (): void => {};
 // `ignoreBOM` keeps a leading U+FEFF: it is part of the message, not a byte order mark to strip.
@@ -132,10 +134,17 @@ function unmask(data: Uint8Array, start: number, end: number, key: Uint8Array, k
 
 /** Decodes `bytes[start, end)` as strict UTF-8, or returns `null` if it is not valid UTF-8. */
 function decodeUtf8(bytes: Uint8Array, start: number, end: number): string | null {
-  if (end - start <= SMALL_PAYLOAD_BYTES) {
-    let i = start;
-    while (i < end && bytes[i] < 0x80) i++;
-    if (i === end) return String.fromCharCode.apply(null, bytes.subarray(start, end) as unknown as number[]);
+  const length = end - start;
+  if (length <= SMALL_PAYLOAD_BYTES) {
+    // Into a reused plain array: a `subarray` view would cost an allocation per message.
+    const codes = CHAR_CODES[length];
+    let i = 0;
+    for (; i < length; i++) {
+      const byte = bytes[start + i];
+      if (byte >= 0x80) break;
+      codes[i] = byte;
+    }
+    if (i === length) return String.fromCharCode.apply(null, codes);
   }
   try {
     return utf8.decode(bytes.subarray(start, end));

@@ -269,37 +269,81 @@ export async function rawSocket(port: number, path = "/"): Promise<Deno.TcpConn>
   return conn;
 }
 
-/** Reads server frames from a raw connection until a close frame (or EOF); returns the close code, if any. */
-export async function readUntilClose(conn: Deno.Conn, timeoutMs = 5000): Promise<number | null> {
-  const chunks: number[] = [];
-  const buffer = new Uint8Array(65536);
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const n = await readBefore(conn, buffer, deadline);
-    if (n === null) break;
-    for (let i = 0; i < n; i++) chunks.push(buffer[i]);
-    // Walk the unmasked server frames looking for a close (opcode 8).
+/** One unmasked frame as a server sent it. */
+export interface ServerFrame {
+  /** The opcode (0x1 text, 0x2 binary, 0x8 close, 0x9 ping, 0xa pong). */
+  opcode: number;
+  /** The payload (a view into the reader's bytes; copy it to keep it past the next chunk). */
+  payload: Uint8Array;
+  /** For a close frame: its code, or 1005 when it carried none. */
+  code?: number;
+}
+
+/** Splits a server's byte stream into frames, keeping a frame split across chunks for the next one. */
+export class ServerFrameReader {
+  #pending = new Uint8Array(0);
+
+  /** Adds `chunk` and returns the frames it completed, in order. */
+  push(chunk: Uint8Array): ServerFrame[] {
+    const bytes = new Uint8Array(this.#pending.length + chunk.length);
+    bytes.set(this.#pending);
+    bytes.set(chunk, this.#pending.length);
+    const frames: ServerFrame[] = [];
     let offset = 0;
-    while (offset + 2 <= chunks.length) {
-      const opcode = chunks[offset] & 0x0f;
-      let length = chunks[offset + 1] & 0x7f;
+    while (offset + 2 <= bytes.length) {
+      let length = bytes[offset + 1] & 0x7f;
       let header = 2;
-      if (length === 126) {
-        if (offset + 4 > chunks.length) break;
-        length = (chunks[offset + 2] << 8) | chunks[offset + 3];
-        header = 4;
-      } else if (length === 127) {
-        if (offset + 10 > chunks.length) break;
-        length = 0;
-        for (let i = 2; i < 10; i++) length = length * 256 + chunks[offset + i];
-        header = 10;
+      if (length === 126 || length === 127) {
+        header = length === 126 ? 4 : 10;
+        if (offset + header > bytes.length) break;
+        const view = new DataView(bytes.buffer, bytes.byteOffset + offset + 2);
+        length = length === 126 ? view.getUint16(0) : Number(view.getBigUint64(0));
       }
-      if (offset + header + length > chunks.length) break;
-      if (opcode === 8) {
-        return length >= 2 ? (chunks[offset + header] << 8) | chunks[offset + header + 1] : 1005;
-      }
+      if (offset + header + length > bytes.length) break;
+      const opcode = bytes[offset] & 0x0f;
+      const payload = bytes.subarray(offset + header, offset + header + length);
+      frames.push(
+        opcode === 0x8 ? { opcode, payload, code: length >= 2 ? (payload[0] << 8) | payload[1] : 1005 } : {
+          opcode,
+          payload,
+        },
+      );
       offset += header + length;
     }
+    this.#pending = bytes.slice(offset);
+    return frames;
   }
-  return null;
+}
+
+/**
+ * Reads server frames from a raw connection until a close frame (with `untilClose: false`, until EOF), or until
+ * `timeoutMs`. `onFrame` sees each frame as it arrives; with `keep: false` frames are not collected (long streams).
+ * `eof` tells whether the server ended the connection (rather than the time running out or a close frame).
+ */
+export async function readServerFrames(
+  conn: Deno.Conn,
+  options: { timeoutMs?: number; untilClose?: boolean; keep?: boolean; onFrame?: (frame: ServerFrame) => void } = {},
+): Promise<{ frames: ServerFrame[]; eof: boolean }> {
+  const { timeoutMs = 5000, untilClose = true, keep = true, onFrame } = options;
+  const reader = new ServerFrameReader();
+  const frames: ServerFrame[] = [];
+  const buffer = new Uint8Array(256 * 1024);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (Date.now() >= deadline) return { frames, eof: false };
+    const n = await readBefore(conn, buffer, deadline);
+    if (n === null) return { frames, eof: Date.now() < deadline };
+    for (const frame of reader.push(buffer.subarray(0, n))) {
+      onFrame?.(frame);
+      if (keep) frames.push({ ...frame, payload: frame.payload.slice() });
+      if (untilClose && frame.opcode === 0x8) return { frames, eof: false };
+    }
+  }
+}
+
+/** Reads server frames from a raw connection until a close frame (or EOF); returns the close code, if any. */
+export async function readUntilClose(conn: Deno.Conn, timeoutMs = 5000): Promise<number | null> {
+  let code: number | null = null;
+  await readServerFrames(conn, { timeoutMs, keep: false, onFrame: (frame) => code = frame.code ?? code });
+  return code;
 }

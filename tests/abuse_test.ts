@@ -35,11 +35,13 @@ import {
   openClients,
   rawSocket,
   readUntilClose,
+  ServerFrameReader,
   startServer,
   type TestClient,
   upgradeHead,
 } from "./_harness.ts";
 import { startMain } from "./_process.ts";
+import { concatBytes } from "./_ws_client_frames.ts";
 
 const ROOM = "abuse";
 
@@ -91,17 +93,6 @@ async function assertEmpty(server: HubbubServer): Promise<void> {
     const state = await health(server);
     return state.connections === 0 && state.rooms === 0;
   });
-}
-
-/** The concatenation of `parts`, to write many frames at once. */
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }
 
 // --- Malformed handshakes -------------------------------------------------------------------------------------
@@ -405,7 +396,7 @@ engineTest("abuse: a flood of 10,000 pings is answered and slows nobody down", a
       const count = 10_000;
       const pongs = readPongs(flooder, payload);
       // 1.3 MB of pings in one write, while the bystanders talk.
-      const flood = flooder.write(concat(Array.from({ length: count }, () => clientFrame(0x9, payload))));
+      const flood = flooder.write(concatBytes(...Array.from({ length: count }, () => clientFrame(0x9, payload))));
       await assertTalking(alice, bob, "during the ping flood");
       await flood;
       const answered = await pongs.until((n) => n >= count, 10_000);
@@ -425,7 +416,7 @@ engineTest("abuse: a flood of 10,000 pings is answered and slows nobody down", a
 function readPongs(conn: Deno.Conn, payload: string) {
   let count = 0;
   let stopped = false;
-  let pending = new Uint8Array(0);
+  const reader = new ServerFrameReader();
   const expected = new TextEncoder().encode(payload);
   const buffer = new Uint8Array(65536);
   let failure: Error | undefined;
@@ -433,16 +424,8 @@ function readPongs(conn: Deno.Conn, payload: string) {
     while (!stopped) {
       const n = await conn.read(buffer).catch(() => null);
       if (n === null) return;
-      const joined = new Uint8Array(pending.length + n);
-      joined.set(pending);
-      joined.set(buffer.subarray(0, n), pending.length);
-      let offset = 0;
-      while (offset + 2 <= joined.length) {
-        const length = joined[offset + 1] & 0x7f;
-        if (length > 125 || offset + 2 + length > joined.length) break;
-        const opcode = joined[offset] & 0x0f;
+      for (const { opcode, payload: body } of reader.push(buffer.subarray(0, n))) {
         if (opcode === 0xa) {
-          const body = joined.subarray(offset + 2, offset + 2 + length);
           if (body.length !== expected.length || body.some((byte, i) => byte !== expected[i])) {
             failure ??= new Error("a pong did not echo its ping's payload");
           }
@@ -450,9 +433,7 @@ function readPongs(conn: Deno.Conn, payload: string) {
         } else if (opcode !== 0x1) {
           failure ??= new Error(`unexpected frame with opcode ${opcode}`);
         }
-        offset += 2 + length;
       }
-      pending = joined.slice(offset);
     }
   })();
   return {

@@ -17,10 +17,12 @@ import {
   health,
   openClients,
   rawSocket,
+  readServerFrames,
   readUntilClose,
   startServer,
   type TestClient,
 } from "./_harness.ts";
+import { concatBytes } from "./_ws_client_frames.ts";
 
 /** Waits until `/healthz` reports no connection and no room. */
 async function assertEmpty(server: HubbubServer): Promise<void> {
@@ -125,7 +127,7 @@ engineTest(
       await eventually("3 members", () => server.hub.members("flood") === 3);
       // 40 frames in one write: the server reads frames past its own close.
       const frames = Array.from({ length: 40 }, (_, i) => clientFrame(0x1, `flood ${i}`));
-      await flooder.write(concat(frames));
+      await flooder.write(concatBytes(...frames));
       const started = performance.now();
       const code = await readUntilClose(flooder);
       assert.ok(performance.now() - started < 4000, "the connection ended, not a 5 s read timeout");
@@ -224,55 +226,10 @@ interface ServerFrame {
 /** Reads unmasked server frames (never answering anything) until a close frame, EOF, or `timeoutMs`. */
 async function readFrames(conn: Deno.Conn, timeoutMs: number, start = performance.now()): Promise<ServerFrame[]> {
   const frames: ServerFrame[] = [];
-  let pending = new Uint8Array(0);
-  const buffer = new Uint8Array(65536);
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const n = await Promise.race([
-      conn.read(buffer).catch(() => null),
-      new Promise<"timeout">((resolve) => timer = setTimeout(() => resolve("timeout"), deadline - Date.now())),
-    ]);
-    clearTimeout(timer);
-    if (n === null || n === "timeout") break;
-    const joined = new Uint8Array(pending.length + n);
-    joined.set(pending);
-    joined.set(buffer.subarray(0, n), pending.length);
-    let offset = 0;
-    while (offset + 2 <= joined.length) {
-      let length = joined[offset + 1] & 0x7f;
-      let header = 2;
-      if (length === 126) {
-        if (offset + 4 > joined.length) break;
-        length = (joined[offset + 2] << 8) | joined[offset + 3];
-        header = 4;
-      } else if (length === 127) {
-        if (offset + 10 > joined.length) break;
-        length = Number(new DataView(joined.buffer, offset + 2, 8).getBigUint64(0));
-        header = 10;
-      }
-      if (offset + header + length > joined.length) break;
-      const opcode = joined[offset] & 0x0f;
-      const frame: ServerFrame = { opcode, at: performance.now() - start };
-      if (opcode === 0x8) {
-        frame.code = length >= 2 ? (joined[offset + header] << 8) | joined[offset + header + 1] : 1005;
-      }
-      frames.push(frame);
-      offset += header + length;
-      if (opcode === 0x8) return frames;
-    }
-    pending = joined.slice(offset);
-  }
+  await readServerFrames(conn, {
+    timeoutMs,
+    keep: false,
+    onFrame: ({ opcode, code }) => frames.push({ opcode, code, at: performance.now() - start }),
+  });
   return frames;
-}
-
-/** The concatenation of `parts`, to write several frames at once. */
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }

@@ -8,7 +8,8 @@ import {
   openClients,
   rawRequest,
   rawSocket,
-  readBefore,
+  readServerFrames,
+  ServerFrameReader,
   startServer,
   upgradeHead,
 } from "./_harness.ts";
@@ -16,36 +17,14 @@ import {
 const RAW = ["raw"] as const;
 
 /** Reads server frames from `conn` until EOF or `timeoutMs`; returns [opcode, payload] pairs. */
-async function readFrames(conn: Deno.Conn, timeoutMs = 5000, readSize = 65536): Promise<[number, Uint8Array][]> {
-  const bytes: number[] = [];
-  const buffer = new Uint8Array(readSize);
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const n = await readBefore(conn, buffer, deadline);
-    if (n === null) break;
-    for (let i = 0; i < n; i++) bytes.push(buffer[i]);
-  }
-  return parseFrames(Uint8Array.from(bytes));
+async function readFrames(conn: Deno.Conn, timeoutMs = 5000): Promise<[number, Uint8Array][]> {
+  const { frames } = await readServerFrames(conn, { timeoutMs, untilClose: false });
+  return frames.map((frame) => [frame.opcode, frame.payload]);
 }
 
+/** Every complete frame in `data`, as [opcode, payload] pairs. */
 function parseFrames(data: Uint8Array): [number, Uint8Array][] {
-  const frames: [number, Uint8Array][] = [];
-  let offset = 0;
-  while (offset + 2 <= data.length) {
-    let length = data[offset + 1] & 0x7f;
-    let header = 2;
-    if (length === 126) {
-      length = (data[offset + 2] << 8) | data[offset + 3];
-      header = 4;
-    } else if (length === 127) {
-      length = Number(new DataView(data.buffer, data.byteOffset + offset + 2, 8).getBigUint64(0));
-      header = 10;
-    }
-    if (offset + header + length > data.length) break;
-    frames.push([data[offset] & 0x0f, data.slice(offset + header, offset + header + length)]);
-    offset += header + length;
-  }
-  return frames;
+  return new ServerFrameReader().push(data).map((frame) => [frame.opcode, frame.payload]);
 }
 
 const closeCode = (payload: Uint8Array) => (payload[0] << 8) | payload[1];
@@ -66,16 +45,10 @@ engineTest("a server-initiated close is sent once; the client's answer ends the 
 }, { engines: RAW });
 
 async function readFramesUntilClose(conn: Deno.Conn): Promise<Uint8Array> {
-  const bytes: number[] = [];
-  const buffer = new Uint8Array(1024);
-  for (;;) {
-    const n = await conn.read(buffer);
-    if (n === null) throw new Error("EOF before a close frame");
-    for (let i = 0; i < n; i++) bytes.push(buffer[i]);
-    const frames = parseFrames(Uint8Array.from(bytes));
-    const close = frames.find(([opcode]) => opcode === 0x8);
-    if (close) return close[1];
-  }
+  const { frames } = await readServerFrames(conn);
+  const close = frames.find((frame) => frame.opcode === 0x8);
+  if (!close) throw new Error("EOF before a close frame");
+  return close.payload;
 }
 
 engineTest("a frame sent in the same packet as the handshake is not lost", async (engine) => {

@@ -18,6 +18,7 @@ import {
   health,
   openClients,
   rawSocket,
+  readServerFrames,
   startServer,
 } from "./_harness.ts";
 
@@ -146,43 +147,18 @@ engineTest("slow consumer: a stalled reader is evicted; 50 clients get all 50 Mi
 
 /** Reads a raw connection to the end: how many data messages came, whether in sequence, and the close code if any. */
 async function drain(conn: Deno.Conn): Promise<{ messages: number; inOrder: boolean; closeCode: number | null }> {
-  let pending = new Uint8Array(0);
-  const buffer = new Uint8Array(256 * 1024);
   let messages = 0;
   let inOrder = true;
-  while (true) {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const n = await Promise.race([
-      conn.read(buffer).catch(() => null),
-      new Promise<null>((resolve) => timer = setTimeout(() => resolve(null), 5000)),
-    ]);
-    clearTimeout(timer);
-    if (n === null) return { messages, inOrder, closeCode: null };
-    const joined = new Uint8Array(pending.length + n);
-    joined.set(pending);
-    joined.set(buffer.subarray(0, n), pending.length);
-    let offset = 0;
-    while (offset + 2 <= joined.length) {
-      let length = joined[offset + 1] & 0x7f;
-      let header = 2;
-      if (length === 126 || length === 127) {
-        header = length === 126 ? 4 : 10;
-        if (offset + header > joined.length) break;
-        const view = new DataView(joined.buffer, offset + 2);
-        length = length === 126 ? view.getUint16(0) : Number(view.getBigUint64(0));
-      }
-      if (offset + header + length > joined.length) break;
-      const opcode = joined[offset] & 0x0f;
-      const payload = joined.subarray(offset + header, offset + header + length);
-      if (opcode === 0x8) {
-        return { messages, inOrder, closeCode: length >= 2 ? (payload[0] << 8) | payload[1] : 1005 };
-      }
-      if (opcode === 0x2) {
-        if (new DataView(payload.buffer, payload.byteOffset).getUint32(0) !== messages) inOrder = false;
-        messages++;
-      }
-      offset += header + length;
-    }
-    pending = joined.slice(offset);
-  }
+  let closeCode: number | null = null;
+  await readServerFrames(conn, {
+    timeoutMs: 20_000,
+    keep: false,
+    onFrame: ({ opcode, payload, code }) => {
+      if (code !== undefined) closeCode = code;
+      if (opcode !== 0x2) return;
+      if (new DataView(payload.buffer, payload.byteOffset).getUint32(0) !== messages) inOrder = false;
+      messages++;
+    },
+  });
+  return { messages, inOrder, closeCode };
 }

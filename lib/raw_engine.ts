@@ -13,6 +13,7 @@
  * @module
  */
 
+import { concatBytes, writeAll } from "./bytes.ts";
 import { CLOSE_CODE } from "./close_code.ts";
 import { encodeBinary, encodeClose, encodePing, encodeText } from "./frame.ts";
 import type { ClientInfo, UpgradeRequest } from "./handler.ts";
@@ -459,10 +460,7 @@ export function serveRaw(options: RawServeOptions): RawServer {
       for (;;) {
         const n = await conn.read(buffer);
         if (n === null) return;
-        const grown = new Uint8Array(head.length + n);
-        grown.set(head);
-        grown.set(buffer.subarray(0, n), head.length);
-        head = grown;
+        head = concatBytes(head, buffer.subarray(0, n));
         parsed = parseRequestHead(head, { maxHeadBytes: MAX_HEAD_BYTES });
         if (parsed.kind !== "incomplete") break;
       }
@@ -473,19 +471,19 @@ export function serveRaw(options: RawServeOptions): RawServer {
     }
     if (parsed.kind === "error") {
       hub.stats.countRefusal("bad_request");
-      await writeAll(conn, plainResponse(parsed.status, parsed.reason + "\n"));
+      await tryWrite(conn, plainResponse(parsed.status, parsed.reason + "\n"));
       return;
     }
     let rest = head.subarray(parsed.headLength);
     const headers = parsed.headers;
     const length = headers.get("content-length");
     if (headers.has("transfer-encoding") || (length !== null && !/^\d+$/.test(length))) {
-      await writeAll(conn, plainResponse(400, "Request bodies must have a valid Content-Length\n"));
+      await tryWrite(conn, plainResponse(400, "Request bodies must have a valid Content-Length\n"));
       return;
     }
     const bodyLength = length === null ? 0 : Number(length);
     if (bodyLength > MAX_BODY_BYTES) {
-      await writeAll(conn, plainResponse(413, `Request body too large: at most ${MAX_BODY_BYTES} bytes\n`));
+      await tryWrite(conn, plainResponse(413, `Request body too large: at most ${MAX_BODY_BYTES} bytes\n`));
       return;
     }
     let body: Uint8Array<ArrayBuffer> | undefined;
@@ -504,7 +502,7 @@ export function serveRaw(options: RawServeOptions): RawServer {
       // Refused before the handler runs, so it is never counted as an upgrade nor takes a connection slot.
       hub.stats.countRefusal("bad_version");
       logger.log("info", "handshake refused", { status: 400, reason: "bad_version", ip });
-      await writeAll(conn, plainResponse(400, "WebSocket upgrades need HTTP/1.1\n"));
+      await tryWrite(conn, plainResponse(400, "WebSocket upgrades need HTTP/1.1\n"));
       return;
     }
     const hostHeader = headers.get("host") ?? `${options.hostname}:${addr.port}`;
@@ -516,7 +514,7 @@ export function serveRaw(options: RawServeOptions): RawServer {
         body: body && parsed.method !== "GET" && parsed.method !== "HEAD" ? body : undefined,
       });
     } catch {
-      await writeAll(conn, plainResponse(400, "Invalid request target or Host header\n"));
+      await tryWrite(conn, plainResponse(400, "Invalid request target or Host header\n"));
       return;
     }
     const response = handler(request, { remoteAddr: { hostname: ip } });
@@ -527,7 +525,7 @@ export function serveRaw(options: RawServeOptions): RawServer {
       responseHeaders.set("content-length", String(payload.length));
       responseHeaders.set("connection", "close");
       const responseHead = serializeResponseHead(response.status, responseHeaders);
-      await writeAll(conn, concatBytes(responseHead, payload));
+      await tryWrite(conn, concatBytes(responseHead, payload));
       return;
     }
     return {
@@ -542,7 +540,7 @@ export function serveRaw(options: RawServeOptions): RawServer {
 
   async function runSocket(conn: Deno.Conn, start: SocketStart): Promise<void> {
     const accept = await computeAcceptKey(start.key);
-    const written = await writeAll(
+    const written = await tryWrite(
       conn,
       serializeResponseHead(101, [["Upgrade", "websocket"], ["Connection", "Upgrade"], [
         "Sec-WebSocket-Accept",
@@ -666,19 +664,7 @@ function plainResponse(status: number, text: string): Uint8Array {
   return concatBytes(head, body);
 }
 
-function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
-}
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<boolean> {
-  try {
-    let offset = 0;
-    while (offset < bytes.length) offset += await conn.write(bytes.subarray(offset));
-    return true;
-  } catch {
-    return false;
-  }
+/** Writes all of `bytes`; false when the connection failed (the caller just ends it). */
+function tryWrite(conn: Deno.Conn, bytes: Uint8Array): Promise<boolean> {
+  return writeAll(conn, bytes).then(() => true, () => false);
 }

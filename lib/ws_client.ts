@@ -21,6 +21,7 @@
  * @module
  */
 
+import { concatBytes, writeAll } from "./bytes.ts";
 import { CLOSE_CODE, isSendableCloseCode, MAX_CLOSE_REASON_BYTES } from "./close_code.ts";
 import { encodeBinary, encodePing, encodeText, MAX_CONTROL_PAYLOAD_BYTES } from "./frame.ts";
 import { computeAcceptKey, parseResponseHead, type ResponseHead } from "./http1.ts";
@@ -270,7 +271,7 @@ async function readResponseHead(conn: Deno.Conn): Promise<{ response: ResponseHe
         `Server closed the connection during the handshake after ${bytes.length} bytes`,
       );
     }
-    bytes = concat(bytes, buffer.subarray(0, n));
+    bytes = concatBytes(bytes, buffer.subarray(0, n));
     const parsed = parseResponseHead(bytes, { maxHeadBytes: MAX_HEAD_BYTES });
     if (parsed.kind === "error") throw new WebSocketHandshakeError(0, `Invalid HTTP response: ${parsed.reason}`);
     if (parsed.kind === "response") return { response: parsed, rest: bytes.subarray(parsed.headLength) };
@@ -296,7 +297,7 @@ async function refusalDetail(conn: Deno.Conn, response: ResponseHead, rest: Uint
     while (body.length < want) {
       const n = await conn.read(buffer);
       if (n === null) break;
-      body = concat(body, buffer.subarray(0, n));
+      body = concatBytes(body, buffer.subarray(0, n));
     }
   } catch {
     // Reset or timed out: show what arrived.
@@ -578,18 +579,6 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
-}
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let offset = 0;
-  while (offset < bytes.length) offset += await conn.write(bytes.subarray(offset));
 }
 
 function closeQuietly(conn: Deno.Conn | undefined): void {

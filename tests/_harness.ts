@@ -4,6 +4,7 @@
  * @module
  */
 
+import assert from "node:assert/strict";
 import type { Engine, ServerOptions } from "../lib/config.ts";
 import { createLogger, type Logger } from "../lib/log.ts";
 import { type HubbubServer, serve } from "../lib/server.ts";
@@ -140,6 +141,29 @@ export async function eventually(
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** Waits until `/healthz` reports no connection and no room. */
+export async function assertEmpty(server: HubbubServer): Promise<void> {
+  await eventually("healthz to show 0 connections and 0 rooms", async () => {
+    const state = await health(server);
+    return state.connections === 0 && state.rooms === 0;
+  });
+}
+
+/**
+ * `a` says `text`; then `b` and `a` (its own copy) both receive it, after whatever was still on its way to them
+ * (the hub queued it first), and nothing after it.
+ */
+export async function assertTalking(a: TestClient, b: TestClient, text: string): Promise<void> {
+  a.socket.send(text);
+  for (const client of [b, a]) {
+    const deadline = Date.now() + 10_000;
+    while (!client.received.includes(text) && client.socket.readyState === WebSocket.OPEN && Date.now() < deadline) {
+      await client.waitFor(client.received.length + 1, deadline - Date.now());
+    }
+    assert.equal(client.received.at(-1), text);
   }
 }
 

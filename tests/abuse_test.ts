@@ -26,6 +26,8 @@ import { CLOSE_CODE } from "../lib/close_code.ts";
 import type { Engine, ServerOptions } from "../lib/config.ts";
 import type { HubbubServer } from "../lib/server.ts";
 import {
+  assertEmpty,
+  assertTalking,
   clientFrame,
   closeAll,
   ENGINES,
@@ -71,28 +73,6 @@ async function row(engine: Engine, options: ServerOptions, abuse: (scene: Scene)
   }
   await assertEmpty(server);
   await server.shutdown();
-}
-
-/**
- * `a` says `text`; then `b` and `a` (its own copy) both receive it, after whatever was still on its way to them
- * (the hub queued it first), and nothing after it.
- */
-async function assertTalking(a: TestClient, b: TestClient, text: string): Promise<void> {
-  a.socket.send(text);
-  for (const client of [b, a]) {
-    const deadline = Date.now() + 10_000;
-    while (!client.received.includes(text) && client.socket.readyState === WebSocket.OPEN && Date.now() < deadline) {
-      await client.waitFor(client.received.length + 1, deadline - Date.now());
-    }
-    assert.equal(client.received.at(-1), text);
-  }
-}
-
-async function assertEmpty(server: HubbubServer): Promise<void> {
-  await eventually("healthz to show 0 connections and 0 rooms", async () => {
-    const state = await health(server);
-    return state.connections === 0 && state.rooms === 0;
-  });
 }
 
 // --- Malformed handshakes -------------------------------------------------------------------------------------

@@ -8,8 +8,9 @@
 
 import assert from "node:assert/strict";
 import { CLOSE_CODE } from "../lib/close_code.ts";
-import type { HubbubServer } from "../lib/server.ts";
 import {
+  assertEmpty,
+  assertTalking,
   clientFrame,
   closeAll,
   engineTest,
@@ -20,32 +21,10 @@ import {
   readServerFrames,
   readUntilClose,
   startServer,
-  type TestClient,
 } from "./_harness.ts";
 import { concatBytes } from "./_ws_client_frames.ts";
 
 /** Waits until `/healthz` reports no connection and no room. */
-async function assertEmpty(server: HubbubServer): Promise<void> {
-  await eventually("healthz to show 0 connections and 0 rooms", async () => {
-    const state = await health(server);
-    return state.connections === 0 && state.rooms === 0;
-  });
-}
-
-/**
- * `a` says `text`; then `b` and `a` (its own copy) both receive it, after whatever was still on its way to them
- * (the hub queued it first), and nothing after it.
- */
-async function assertTalking(a: TestClient, b: TestClient, text: string): Promise<void> {
-  a.socket.send(text);
-  for (const client of [b, a]) {
-    const deadline = Date.now() + 10_000;
-    while (!client.received.includes(text) && client.socket.readyState === WebSocket.OPEN && Date.now() < deadline) {
-      await client.waitFor(client.received.length + 1, deadline - Date.now());
-    }
-    assert.equal(client.received.at(-1), text);
-  }
-}
 
 engineTest("maxMessageBytes: a larger message closes its sender with 1009 and reaches nobody", async (engine) => {
   const server = startServer(engine, { maxMessageBytes: 1024 });

@@ -98,6 +98,8 @@ const WORD_UNMASK_MIN_BYTES = 32;
 // Up to this many bytes, a JavaScript loop beats the native call: an ASCII check plus String.fromCharCode ran ~3x
 // faster than TextDecoder.decode for 16 bytes, and a copy loop beat TypedArray.set (measured on Deno 2.9).
 const SMALL_PAYLOAD_BYTES = 48;
+/** First buffer for a payload split across reads: the declared length is the peer's word, not bytes in hand. */
+const INITIAL_PAYLOAD_BYTES = 64 * 1024;
 /** One reusable array of char codes per small length, for decoding short ASCII text without allocating. */
 const CHAR_CODES: number[][] = Array.from({ length: SMALL_PAYLOAD_BYTES + 1 }, (_, n) => new Array<number>(n).fill(0));
 
@@ -301,9 +303,17 @@ export class ServerProtocol {
     const end = chunk.length;
     let pos = 0;
     while (pos < end && !this.#closed) {
-      const payload = this.#payload;
+      let payload = this.#payload;
       if (payload !== null) {
         const take = Math.min(this.#payloadLength - this.#filled, end - pos);
+        if (this.#filled + take > payload.length) {
+          // Grow with what arrives, never past the declared length, so the full buffer is exactly the payload.
+          const grown = new Uint8Array(
+            Math.min(this.#payloadLength, Math.max(2 * payload.length, this.#filled + take)),
+          );
+          grown.set(payload.subarray(0, this.#filled));
+          this.#payload = payload = grown;
+        }
         payload.set(take === end ? chunk : chunk.subarray(pos, pos + take), this.#filled);
         this.#filled += take;
         pos += take;
@@ -349,13 +359,14 @@ export class ServerProtocol {
         if (this.#keyBytes !== 0) unmask(chunk, headerEnd, pos, key, keyAt);
         this.#frame(chunk, headerEnd, pos, false);
       } else {
-        // The payload continues in later chunks: copy what is here into a buffer of its exact size.
+        // The payload continues in later chunks: copy what is here into a buffer that grows as the rest arrives.
+        // Sizing it from the header alone would let 15 bytes (a header and one byte) pin maxMessageBytes.
         if (this.#keyBytes !== 0) {
           const head = this.#head ??= new Uint8Array(MAX_HEADER_BYTES);
           if (key !== head) head.set(key.subarray(keyAt, keyAt + MASK_KEY_BYTES), 0);
           this.#keyAt = key === head ? keyAt : 0;
         }
-        const buffer = new Uint8Array(length);
+        const buffer = new Uint8Array(Math.min(length, Math.max(INITIAL_PAYLOAD_BYTES, 2 * (end - headerEnd))));
         buffer.set(chunk.subarray(headerEnd, end), 0);
         this.#payload = buffer;
         this.#filled = end - headerEnd;

@@ -728,3 +728,36 @@ Deno.test("ServerProtocol client and server roles talk to each other through lib
 Deno.test("new ServerProtocol() rejects an unknown role", () => {
   assert.throws(() => new ServerProtocol({ role: "peer" as "client" }), TypeError);
 });
+
+Deno.test("ServerProtocol.receive() reassembles a large frame that arrives in many small reads, exactly", () => {
+  // 300 KiB crosses the first 64 KiB payload buffer and several doublings.
+  const payload = bytes(300 * 1024, 7);
+  const stream = clientFrame(OPCODE.Binary, payload);
+  const cuts = Array.from({ length: Math.floor(stream.length / 1000) }, (_, i) => (i + 1) * 1000);
+  const events = feed(stream, cuts, { maxMessageBytes: 1024 * 1024 });
+  assert.equal(events.length, 1);
+  assert.equal(events[0][0], "binary");
+  assert.deepEqual(events[0][1], Array.from(payload));
+});
+
+Deno.test("ServerProtocol.receive() does not size a split payload's buffer from the header alone", () => {
+  // A header announcing 1 MiB and one byte of payload: what is allocated must follow the bytes at hand.
+  const allocations: number[] = [];
+  const Original = globalThis.Uint8Array;
+  const frame = clientFrame(OPCODE.Binary, bytes(1024 * 1024));
+  const protocol = new ServerProtocol({ maxMessageBytes: 2 * 1024 * 1024 });
+  const header = frame.subarray(0, 15); // 2 + 8 length bytes + 4 mask bytes + 1 payload byte
+  globalThis.Uint8Array = new Proxy(Original, {
+    construct(target, args) {
+      if (typeof args[0] === "number") allocations.push(args[0]);
+      return Reflect.construct(target, args);
+    },
+  });
+  try {
+    protocol.receive(header.slice());
+  } finally {
+    globalThis.Uint8Array = Original;
+  }
+  assert.ok(allocations.length > 0, "a payload buffer was allocated");
+  assert.ok(Math.max(...allocations) <= 64 * 1024, `allocated ${Math.max(...allocations)} bytes for 1 byte at hand`);
+});

@@ -588,7 +588,12 @@ export function serveRaw(options: RawServeOptions): RawServer {
         if (protocol.closed) continue;
         peer.active = true;
         protocol.receive(buffer.subarray(0, n));
-        if (n === buffer.length && buffer.length < READ_BUFFER_MAX) buffer = new Uint8Array(buffer.length * 2);
+        if (n === buffer.length) {
+          if (buffer.length < READ_BUFFER_MAX) buffer = new Uint8Array(buffer.length * 2);
+        } else if (n < buffer.length >>> 3 && buffer.length > READ_BUFFER_MIN) {
+          // The burst is over: an idle socket should not keep a large buffer pinned by its pending read.
+          buffer = new Uint8Array(READ_BUFFER_MIN);
+        }
       }
     } catch {
       // Reset by the peer, or closed by us (terminate): either way the connection is over.

@@ -78,16 +78,6 @@ export class ConnectionLimiter {
     this.#maxPerIp = options.maxPerIp;
   }
 
-  /** Open connections counted. */
-  get total(): number {
-    return this.#total;
-  }
-
-  /** Number of addresses with at least one open connection. */
-  get addresses(): number {
-    return this.#perIp.size;
-  }
-
   /**
    * Reserves a slot for `ip`; returns a 503 or 429 refusal, or a release function to call exactly once when the
    * connection ends (extra calls do nothing).

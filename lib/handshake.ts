@@ -93,20 +93,3 @@ export function checkHandshake(method: string, headers: Headers): Refusal | unde
   }
   return undefined;
 }
-
-/**
- * Splits a `Sec-WebSocket-Protocol` header into its tokens, accepting both `a, b` and `a,b` (Deno's own parser
- * only splits on `", "`).
- *
- * @example
- * ```ts
- * import { parseProtocols } from "./handshake.ts";
- * import assert from "node:assert/strict";
- * assert.deepEqual(parseProtocols("chat,superchat"), ["chat", "superchat"]);
- * assert.deepEqual(parseProtocols("chat, superchat"), ["chat", "superchat"]);
- * ```
- */
-export function parseProtocols(header: string | null): string[] {
-  if (header === null) return [];
-  return header.split(",").map((token) => token.trim()).filter((token) => token.length > 0);
-}

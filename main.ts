@@ -9,7 +9,7 @@ import { DEFAULTS, type Engine, ENGINES, type ServerOptions } from "./lib/config
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "./lib/log.ts";
 import { type Mode, MODES } from "./lib/route.ts";
 import { serve } from "./lib/server.ts";
-import { runClient } from "./lib/client.ts";
+import { runClient } from "./lib/client/cli.ts";
 import denoJson from "./deno.json" with { type: "json" };
 
 /** Hubbub's version, from deno.json. */

@@ -20,11 +20,11 @@
  */
 
 export { createHubbub, type Hubbub, type HubbubServer, serve, SHUTDOWN_REASON } from "./lib/server.ts";
-export { type Connection, type Endpoint, Hub, HUB_DEFAULTS, type HubOptions } from "./lib/hub.ts";
-export type { Message, Peer } from "./lib/peer.ts";
-export { CLOSE_CODE, type CloseCode } from "./lib/close_code.ts";
+export { type Connection, type Endpoint, Hub, HUB_DEFAULTS, type HubOptions } from "./lib/hub/hub.ts";
+export type { Message, Peer } from "./lib/hub/peer.ts";
+export { CLOSE_CODE, type CloseCode } from "./lib/ws/close_code.ts";
 export { DEFAULTS, type Engine, type ResolvedOptions, type ServerOptions } from "./lib/config.ts";
 export { createLogger, type Logger, type LoggerOptions, SILENT_LOGGER } from "./lib/log.ts";
-export { Stats } from "./lib/stats.ts";
+export { Stats } from "./lib/hub/stats.ts";
 export { MAIN_ROOM, type Mode } from "./lib/route.ts";
 export type { ClientInfo, Handler, RouteOptions } from "./lib/handler.ts";

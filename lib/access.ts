@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { Refusal } from "./handshake.ts";
+import type { Refusal } from "./ws/handshake.ts";
 
 /** Origin policy: exact origins (or `*`), and whether a request without `Origin` is refused. */
 export interface OriginPolicy {

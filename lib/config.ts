@@ -4,7 +4,7 @@
  * @module
  */
 
-import { HUB_DEFAULTS } from "./hub.ts";
+import { HUB_DEFAULTS } from "./hub/hub.ts";
 import type { LogFormat, Logger, LogLevel } from "./log.ts";
 import { type Mode, MODES } from "./route.ts";
 

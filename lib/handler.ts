@@ -7,8 +7,8 @@
 
 import { checkOrigin, checkToken, type ConnectionLimiter } from "./access.ts";
 import type { ResolvedOptions } from "./config.ts";
-import { checkHandshake, isWebSocketAttempt, type Refusal } from "./handshake.ts";
-import type { Endpoint, Hub } from "./hub.ts";
+import { checkHandshake, isWebSocketAttempt, type Refusal } from "./ws/handshake.ts";
+import type { Endpoint, Hub } from "./hub/hub.ts";
 import type { Logger } from "./log.ts";
 import { METRICS_CONTENT_TYPE, renderMetrics } from "./metrics.ts";
 import { PAGE_HTML } from "./page.ts";

@@ -4,8 +4,8 @@
  * @module
  */
 
-import type { Hub } from "./hub.ts";
-import { DROP_REASONS } from "./stats.ts";
+import type { Hub } from "./hub/hub.ts";
+import { DROP_REASONS } from "./hub/stats.ts";
 
 /** `Content-Type` of {@linkcode renderMetrics}' output. */
 export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
@@ -19,7 +19,7 @@ function escapeLabel(value: string): string {
  *
  * @example
  * ```ts
- * import { Hub } from "./hub.ts";
+ * import { Hub } from "./hub/hub.ts";
  * import { renderMetrics } from "./metrics.ts";
  * import assert from "node:assert/strict";
  * const text = renderMetrics({ hub: new Hub(), memory: { rss: 1, heapUsed: 1, heapTotal: 1, external: 0 } });

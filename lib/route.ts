@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { Endpoint } from "./hub.ts";
+import type { Endpoint } from "./hub/hub.ts";
 
 /** How `/` behaves: the broadcast chat room (default) or the tutorial's echo server. */
 export type Mode = "broadcast" | "echo";

@@ -6,12 +6,12 @@
  */
 
 import { ConnectionLimiter } from "./access.ts";
-import { CLOSE_CODE } from "./close_code.ts";
+import { CLOSE_CODE } from "./ws/close_code.ts";
 import { type ResolvedOptions, resolveOptions, type ServerOptions } from "./config.ts";
-import { createDenoUpgrade } from "./deno_engine.ts";
+import { createDenoUpgrade } from "./engine/deno.ts";
 import { createHandler, type Handler, type Upgrade } from "./handler.ts";
-import { serveRaw } from "./raw_engine.ts";
-import { Hub } from "./hub.ts";
+import { serveRaw } from "./engine/raw.ts";
+import { Hub } from "./hub/hub.ts";
 import { createLogger, type Logger } from "./log.ts";
 
 /** The reason sent with 1001 to every client on shutdown. */

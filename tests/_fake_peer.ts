@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { Message, Peer } from "../lib/peer.ts";
+import type { Message, Peer } from "../lib/hub/peer.ts";
 
 let lastId = 1000;
 

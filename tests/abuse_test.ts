@@ -22,7 +22,7 @@
  */
 
 import assert from "node:assert/strict";
-import { CLOSE_CODE } from "../lib/close_code.ts";
+import { CLOSE_CODE } from "../lib/ws/close_code.ts";
 import type { Engine, ServerOptions } from "../lib/config.ts";
 import type { HubbubServer } from "../lib/server.ts";
 import {

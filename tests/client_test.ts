@@ -6,9 +6,9 @@
  */
 
 import assert from "node:assert/strict";
-import { CLIENT_USAGE, EXIT_CODE, runClient } from "../lib/client.ts";
+import { CLIENT_USAGE, EXIT_CODE, runClient } from "../lib/client/cli.ts";
 import type { Engine, ServerOptions } from "../lib/config.ts";
-import { computeAcceptKey } from "../lib/http1.ts";
+import { computeAcceptKey } from "../lib/ws/http1.ts";
 import type { HubbubServer } from "../lib/server.ts";
 import { engineTest, eventually, startServer, TestClient } from "./_harness.ts";
 import { runMain } from "./_process.ts";

@@ -8,7 +8,7 @@ import {
   encodePong,
   encodeText,
   OPCODE,
-} from "../lib/frame.ts";
+} from "../lib/ws/frame.ts";
 
 function filled(length: number, byte = 0x61): Uint8Array {
   return new Uint8Array(length).fill(byte);

@@ -5,7 +5,7 @@ import {
   parseResponseHead,
   serializeResponseHead,
   STATUS_TEXT,
-} from "../lib/http1.ts";
+} from "../lib/ws/http1.ts";
 
 const encoder = new TextEncoder();
 

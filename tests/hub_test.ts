@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { CLOSE_CODE } from "../lib/close_code.ts";
-import { Hub } from "../lib/hub.ts";
+import { CLOSE_CODE } from "../lib/ws/close_code.ts";
+import { Hub } from "../lib/hub/hub.ts";
 import { FakePeer } from "./_fake_peer.ts";
 
 const room = (name: string) => ({ kind: "room", room: name }) as const;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { encodeBinary, encodeClose, encodePing, encodeText, OPCODE } from "../lib/frame.ts";
-import { ServerProtocol, type ServerProtocolOptions } from "../lib/protocol.ts";
+import { encodeBinary, encodeClose, encodePing, encodeText, OPCODE } from "../lib/ws/frame.ts";
+import { ServerProtocol, type ServerProtocolOptions } from "../lib/ws/protocol.ts";
 import { clientFrame, type ClientFrameOptions, concatBytes, utf8 } from "./_ws_client_frames.ts";
 
 type Event =

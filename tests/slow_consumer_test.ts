@@ -8,7 +8,7 @@
  */
 
 import assert from "node:assert/strict";
-import type { Peer } from "../lib/peer.ts";
+import type { Peer } from "../lib/hub/peer.ts";
 import type { HubbubServer } from "../lib/server.ts";
 import {
   captureLog,

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { messageSize, truncateUtf8, utf8Length } from "../lib/utf8.ts";
+import { messageSize, truncateUtf8, utf8Length } from "../lib/ws/utf8.ts";
 
 const encoder = new TextEncoder();
 

@@ -7,8 +7,8 @@
  */
 
 import assert from "node:assert/strict";
-import { computeAcceptKey } from "../lib/http1.ts";
-import { connectWebSocket, type WebSocketClient, WebSocketHandshakeError } from "../lib/ws_client.ts";
+import { computeAcceptKey } from "../lib/ws/http1.ts";
+import { connectWebSocket, type WebSocketClient, WebSocketHandshakeError } from "../lib/client/ws_client.ts";
 import { engineTest, startServer } from "./_harness.ts";
 import { selfSignedCertificate } from "./_tls.ts";
 import { clientFrame, concatBytes, utf8 } from "./_ws_client_frames.ts";

@@ -30,8 +30,8 @@
  */
 
 import { parseArgs } from "node:util";
-import { CLOSE_CODE, MAX_CLOSE_REASON_BYTES } from "./close_code.ts";
-import { MAX_CONTROL_PAYLOAD_BYTES } from "./frame.ts";
+import { CLOSE_CODE, MAX_CLOSE_REASON_BYTES } from "../ws/close_code.ts";
+import { MAX_CONTROL_PAYLOAD_BYTES } from "../ws/frame.ts";
 import { connectWebSocket, type WebSocketClient, type WebSocketClosed, WebSocketHandshakeError } from "./ws_client.ts";
 
 /** The process exit codes of `hubbub client`. */
@@ -105,7 +105,7 @@ export interface ClientIO {
  *
  * @example Send one line to the echo route and read it back
  * ```ts ignore
- * import { runClient } from "./client.ts";
+ * import { runClient } from "./cli.ts";
  * const code = await runClient(["ws://localhost:8765/echo"], {
  *   stdin: ReadableStream.from([new TextEncoder().encode("hi\n")]),
  * });

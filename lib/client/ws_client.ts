@@ -21,12 +21,12 @@
  * @module
  */
 
-import { concatBytes, writeAll } from "./bytes.ts";
-import { CLOSE_CODE, isSendableCloseCode, MAX_CLOSE_REASON_BYTES } from "./close_code.ts";
-import { encodeBinary, encodePing, encodeText, MAX_CONTROL_PAYLOAD_BYTES } from "./frame.ts";
-import { computeAcceptKey, parseResponseHead, type ResponseHead } from "./http1.ts";
-import type { Message } from "./peer.ts";
-import { ServerProtocol } from "./protocol.ts";
+import { concatBytes, writeAll } from "../bytes.ts";
+import { CLOSE_CODE, isSendableCloseCode, MAX_CLOSE_REASON_BYTES } from "../ws/close_code.ts";
+import { encodeBinary, encodePing, encodeText, MAX_CONTROL_PAYLOAD_BYTES } from "../ws/frame.ts";
+import { computeAcceptKey, parseResponseHead, type ResponseHead } from "../ws/http1.ts";
+import type { Message } from "../hub/peer.ts";
+import { ServerProtocol } from "../ws/protocol.ts";
 
 /** Options for {@linkcode connectWebSocket}. */
 export interface ConnectOptions {

@@ -6,12 +6,12 @@
  * @module
  */
 
-import { MAX_CLOSE_REASON_BYTES } from "./close_code.ts";
-import type { Upgrade, UpgradeRequest } from "./handler.ts";
-import type { Connection, Hub } from "./hub.ts";
-import type { Logger } from "./log.ts";
-import { type Message, nextPeerId, type Peer } from "./peer.ts";
-import { truncateUtf8 } from "./utf8.ts";
+import { MAX_CLOSE_REASON_BYTES } from "../ws/close_code.ts";
+import type { Upgrade, UpgradeRequest } from "../handler.ts";
+import type { Connection, Hub } from "../hub/hub.ts";
+import type { Logger } from "../log.ts";
+import { type Message, nextPeerId, type Peer } from "../hub/peer.ts";
+import { truncateUtf8 } from "../ws/utf8.ts";
 
 /** A `Deno.upgradeWebSocket` socket as a {@linkcode Peer}. */
 export class DenoPeer implements Peer {

@@ -13,16 +13,16 @@
  * @module
  */
 
-import { concatBytes, writeAll } from "./bytes.ts";
-import { CLOSE_CODE } from "./close_code.ts";
-import { encodeBinary, encodeClose, encodePing, encodeText } from "./frame.ts";
-import type { ClientInfo, UpgradeRequest } from "./handler.ts";
-import { isWebSocketAttempt } from "./handshake.ts";
-import { computeAcceptKey, parseRequestHead, serializeResponseHead } from "./http1.ts";
-import type { Connection, Endpoint, Hub } from "./hub.ts";
-import type { Logger } from "./log.ts";
-import { type Message, nextPeerId, type Peer } from "./peer.ts";
-import { ServerProtocol } from "./protocol.ts";
+import { concatBytes, writeAll } from "../bytes.ts";
+import { CLOSE_CODE } from "../ws/close_code.ts";
+import { encodeBinary, encodeClose, encodePing, encodeText } from "../ws/frame.ts";
+import type { ClientInfo, UpgradeRequest } from "../handler.ts";
+import { isWebSocketAttempt } from "../ws/handshake.ts";
+import { computeAcceptKey, parseRequestHead, serializeResponseHead } from "../ws/http1.ts";
+import type { Connection, Endpoint, Hub } from "../hub/hub.ts";
+import type { Logger } from "../log.ts";
+import { type Message, nextPeerId, type Peer } from "../hub/peer.ts";
+import { ServerProtocol } from "../ws/protocol.ts";
 
 /** Largest request head accepted (431 beyond); browsers send well under 8 KiB. */
 const MAX_HEAD_BYTES = 16 * 1024;

@@ -16,13 +16,13 @@
  * @module
  */
 
-import { CLOSE_CODE } from "./close_code.ts";
-import type { Logger } from "./log.ts";
-import { SILENT_LOGGER } from "./log.ts";
+import { CLOSE_CODE } from "../ws/close_code.ts";
+import type { Logger } from "../log.ts";
+import { SILENT_LOGGER } from "../log.ts";
 import type { Message, Peer } from "./peer.ts";
 import { Room } from "./room.ts";
 import { type DropReason, Stats } from "./stats.ts";
-import { messageSize } from "./utf8.ts";
+import { messageSize } from "../ws/utf8.ts";
 
 /** Where a connection's messages go: back to the sender, or to every member of a room. */
 export type Endpoint = { readonly kind: "echo" } | { readonly kind: "room"; readonly room: string };

@@ -20,7 +20,7 @@
 
 import { CLOSE_CODE, isSendableCloseCode } from "./close_code.ts";
 import { encodeClose, encodePong, MAX_CONTROL_PAYLOAD_BYTES, OPCODE } from "./frame.ts";
-import type { Message } from "./peer.ts";
+import type { Message } from "../hub/peer.ts";
 
 /** Options for {@linkcode ServerProtocol}; every callback defaults to doing nothing. */
 export interface ServerProtocolOptions {

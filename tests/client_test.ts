@@ -305,9 +305,8 @@ engineTest("runClient() interactive mode: prompt, ↑/↓ lines, /binary, /ping,
     assert.deepEqual(lines("Unknown command"), ["Unknown command (see /help; //nope sends it as text): /nope"]);
     assert.equal(lines("Close code must be 1000 or 3000-4999").length, 1);
     assert.equal(lines("  /binary <hex>").length, 1);
-    // The deno engine echoes the close reason, the raw engine only the code (both valid, RFC 6455 §5.5.1); the client
-    // prints what the server answered.
-    const closed = engine === "deno" ? "closed 4000 see you" : "closed 4000";
+    // Both engines echo the close code and reason; the client prints what the server answered.
+    const closed = "closed 4000 see you";
     assert.deepEqual(lines("clos"), ["closing 4000 see you", closed]);
     assert.deepEqual(screen.slice(-2), [closed, ""]);
     assert.ok(result.stdout.includes("\r\x1b[K> "), "shows the prompt");

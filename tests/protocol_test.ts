@@ -185,7 +185,7 @@ function mixedEvents(): Event[] {
     ["binary", [...bytes(40), ...bytes(3, 9)]],
     ["text", "16"],
     ["binary", Array.from(bytes(70_000))],
-    ["write", [0x88, 2, 0x03, 0xe8]],
+    ["write", [0x88, 6, 0x03, 0xe8, ...utf8("done")]],
     ["close", 1000, "done"],
   ];
 }
@@ -529,11 +529,11 @@ Deno.test("new ServerProtocol() rejects an invalid maxMessageBytes", () => {
 const VALID_CODES = [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999];
 const INVALID_CODES = [0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535];
 
-Deno.test("ServerProtocol.receive() echoes each valid close code exactly", () => {
+Deno.test("ServerProtocol.receive() echoes each valid close code exactly, with its reason", () => {
   for (const code of VALID_CODES) {
     assert.deepEqual(
       feed(clientFrame(Close, closeBytes(code, "bye"))),
-      [["write", [0x88, 2, code >>> 8, code & 0xff]], ["close", code, "bye"]],
+      [["write", [0x88, 5, code >>> 8, code & 0xff, ...utf8("bye")]], ["close", code, "bye"]],
       `code ${code}`,
     );
   }
@@ -715,7 +715,7 @@ Deno.test("ServerProtocol client and server roles talk to each other through lib
     "server got pong s",
     "client got pong c",
     "server got close 1000 done",
-    "client got close 1000 ",
+    "client got close 1000 done",
   ]);
   assert.equal(server.closed, true);
   assert.equal(client.closed, true);
@@ -760,4 +760,28 @@ Deno.test("ServerProtocol.receive() does not size a split payload's buffer from 
   }
   assert.ok(allocations.length > 0, "a payload buffer was allocated");
   assert.ok(Math.max(...allocations) <= 64 * 1024, `allocated ${Math.max(...allocations)} bytes for 1 byte at hand`);
+});
+
+Deno.test("ServerProtocol.receive() reassembles 100,000 one-byte fragments into one exact message", () => {
+  const count = 100_000;
+  const binary = concatBytes(
+    clientFrame(Binary, new Uint8Array([0]), { fin: false }),
+    ...Array.from(
+      { length: count - 2 },
+      (_, i) => clientFrame(Continuation, new Uint8Array([(i + 1) & 0xff]), { fin: false }),
+    ),
+    clientFrame(Continuation, new Uint8Array([(count - 1) & 0xff])),
+  );
+  const [[kind, bytes]] = feed(binary, [], { maxMessageBytes: count });
+  assert.equal(kind, "binary");
+  assert.deepEqual(bytes, Array.from({ length: count }, (_, i) => i & 0xff));
+  // Text whose code points are split across fragments: "é" is two bytes, "𝄞" four, one byte per frame.
+  const text = "é𝄞x".repeat(10_000);
+  const utf8Bytes = utf8(text);
+  const fragments = Array.from(
+    utf8Bytes,
+    (byte, i) =>
+      clientFrame(i === 0 ? Text : Continuation, new Uint8Array([byte]), { fin: i === utf8Bytes.length - 1 }),
+  );
+  assert.deepEqual(feed(concatBytes(...fragments), [], { maxMessageBytes: utf8Bytes.length }), [["text", text]]);
 });

@@ -21,6 +21,7 @@
 import { CLOSE_CODE, isSendableCloseCode } from "./close_code.ts";
 import { encodeClose, encodePong, MAX_CONTROL_PAYLOAD_BYTES, OPCODE } from "./frame.ts";
 import type { Message } from "../hub/peer.ts";
+import { Utf8Validator } from "./utf8.ts";
 
 /** Options for {@linkcode ServerProtocol}; every callback defaults to doing nothing. */
 export interface ServerProtocolOptions {
@@ -100,13 +101,14 @@ const WORD_UNMASK_MIN_BYTES = 32;
 const SMALL_PAYLOAD_BYTES = 48;
 /** First buffer for a payload split across reads: the declared length is the peer's word, not bytes in hand. */
 const INITIAL_PAYLOAD_BYTES = 64 * 1024;
+/** First buffer for a fragmented message; it doubles as fragments arrive, never past `maxMessageBytes`. */
+const INITIAL_MESSAGE_BYTES = 1024;
 /** One reusable array of char codes per small length, for decoding short ASCII text without allocating. */
 const CHAR_CODES: number[][] = Array.from({ length: SMALL_PAYLOAD_BYTES + 1 }, (_, n) => new Array<number>(n).fill(0));
 
 const noop = (): void => {};
 // `ignoreBOM` keeps a leading U+FEFF: it is part of the message, not a byte order mark to strip.
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-const STREAM = { stream: true } as const;
 const EMPTY = new Uint8Array(0);
 
 // The mask key as one native-endian 32-bit word, for unmasking four bytes at a time.
@@ -167,16 +169,6 @@ function copyToArrayBuffer(bytes: Uint8Array, start: number, end: number): Array
   return out.buffer;
 }
 
-function concat(parts: Uint8Array[], length: number): ArrayBuffer {
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out.buffer;
-}
-
 /**
  * The receive state machine of one WebSocket connection (RFC 6455 §5, §7), with no I/O: the server's end unless
  * `role: "client"` is given.
@@ -224,12 +216,12 @@ export class ServerProtocol {
   #payload: Uint8Array | null = null;
   #filled = 0;
 
-  // The fragmented message in progress, if any.
+  // The fragmented message in progress, if any: its bytes so far in one buffer that grows by doubling (never a
+  // buffer or string per fragment: a million one-byte fragments must cost what one message of that size costs).
   #messageOpcode = NO_MESSAGE;
   #messageBytes = 0;
-  #parts: Uint8Array[] | null = null;
-  #textParts: string[] | null = null;
-  #decoder: TextDecoder | null = null;
+  #message: Uint8Array | null = null;
+  #validator: Utf8Validator | null = null;
 
   #closeSent = false;
   #closed = false;
@@ -456,7 +448,7 @@ export class ServerProtocol {
     }
     const payload = owned ? bytes : bytes.subarray(start, end);
     if (opcode < OPCODE.Close) {
-      this.#fragment(opcode, payload, owned);
+      this.#fragment(opcode, payload);
     } else if (opcode === OPCODE.Ping) {
       const copy = payload.slice();
       if (!this.#closeSent) this.#write(encodePong(copy, this.#writeOptions));
@@ -469,44 +461,50 @@ export class ServerProtocol {
   }
 
   /** Handles a frame of a fragmented message (§5.4): the first, a middle one, or the last. */
-  #fragment(opcode: number, payload: Uint8Array, owned: boolean): void {
+  #fragment(opcode: number, payload: Uint8Array): void {
     if (opcode !== OPCODE.Continuation) {
       this.#messageOpcode = opcode;
       this.#messageBytes = 0;
+      if (opcode === OPCODE.Text) (this.#validator ??= new Utf8Validator()).reset();
     }
-    this.#messageBytes += payload.length;
-    const fin = this.#fin;
-    if (this.#messageOpcode === OPCODE.Text) {
-      // Streaming decode validates each fragment as it arrives, so bad UTF-8 fails fast, even split across frames.
-      const decoder = this.#decoder ??= new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-      let text: string;
-      try {
-        text = fin ? decoder.decode(payload) : decoder.decode(payload, STREAM);
-      } catch {
+    const text = this.#messageOpcode === OPCODE.Text;
+    // Each fragment is validated as it arrives, so bad UTF-8 fails fast, even split across frames.
+    if (text && !this.#validator!.push(payload)) {
+      this.#fail(CLOSE_CODE.InvalidPayload, FAILURE.InvalidUtf8);
+      return;
+    }
+    const used = this.#messageBytes;
+    const length = used + payload.length;
+    let buffer = this.#message;
+    if (buffer === null || length > buffer.length) {
+      // The header check already holds `length` within maxMessageBytes.
+      const grown = new Uint8Array(
+        Math.min(this.#maxMessageBytes, Math.max(length, INITIAL_MESSAGE_BYTES, 2 * (buffer?.length ?? 0))),
+      );
+      if (buffer !== null) grown.set(buffer.subarray(0, used));
+      this.#message = buffer = grown;
+    }
+    buffer.set(payload, used);
+    this.#messageBytes = length;
+    if (!this.#fin) return;
+    let message: Message;
+    if (text) {
+      if (!this.#validator!.complete) {
         this.#fail(CLOSE_CODE.InvalidPayload, FAILURE.InvalidUtf8);
         return;
       }
-      const parts = this.#textParts ??= [];
-      if (text !== "") parts.push(text);
-      if (!fin) return;
-      const message = parts.length === 1 ? parts[0] : parts.join("");
-      this.#endMessage();
-      this.#onMessage(message);
+      message = utf8.decode(buffer.subarray(0, length));
     } else {
-      const parts = this.#parts ??= [];
-      if (payload.length > 0) parts.push(owned ? payload : payload.slice());
-      if (!fin) return;
-      const message = concat(parts, this.#messageBytes);
-      this.#endMessage();
-      this.#onMessage(message);
+      message = length === buffer.length ? buffer.buffer as ArrayBuffer : buffer.slice(0, length).buffer;
     }
+    this.#endMessage();
+    this.#onMessage(message);
   }
 
   #endMessage(): void {
     this.#messageOpcode = NO_MESSAGE;
     this.#messageBytes = 0;
-    this.#parts = null;
-    this.#textParts = null;
+    this.#message = null;
   }
 
   /** Validates the peer's close frame (§5.5.1, §7.4), answers it unless a close was already sent, and reports it. */
@@ -533,9 +531,12 @@ export class ServerProtocol {
     this.#finish();
     if (!this.#closeSent) {
       this.#closeSent = true;
-      // Echo the code alone: the reason is the peer's to give, and an empty frame answers an empty one.
+      // Echo the code and reason, as Deno's engine and Python's websockets do, so both engines look the same from
+      // outside; an empty frame answers an empty one.
       const options = this.#writeOptions;
-      this.#write(code === CLOSE_CODE.NoStatus ? encodeClose(undefined, "", options) : encodeClose(code, "", options));
+      this.#write(
+        code === CLOSE_CODE.NoStatus ? encodeClose(undefined, "", options) : encodeClose(code, reason, options),
+      );
     }
     this.#onClose(code, reason);
   }
@@ -556,7 +557,7 @@ export class ServerProtocol {
     this.#payload = null;
     this.#head = null;
     this.#headLength = 0;
-    this.#decoder = null;
+    this.#validator = null;
     this.#endMessage();
   }
 }

@@ -69,3 +69,72 @@ export function truncateUtf8(text: string, maxBytes: number): string {
   }
   return out;
 }
+
+/**
+ * Validates UTF-8 incrementally, a chunk at a time, without decoding: a fragmented text message is checked as its
+ * fragments arrive (so bad input fails at once) and decoded once at the end, instead of keeping a string per fragment.
+ *
+ * @example
+ * ```ts
+ * import { Utf8Validator } from "./utf8.ts";
+ * import assert from "node:assert/strict";
+ * const validator = new Utf8Validator();
+ * assert.equal(validator.push(new Uint8Array([0x68, 0xc3])), true); // "h" and half of "é"
+ * assert.equal(validator.complete, false);
+ * assert.equal(validator.push(new Uint8Array([0xa9])), true);
+ * assert.equal(validator.complete, true);
+ * assert.equal(validator.push(new Uint8Array([0xff])), false);
+ * ```
+ */
+export class Utf8Validator {
+  /** Continuation bytes still due for the current code point. */
+  #need = 0;
+  /** Bounds of the next continuation byte: narrower after E0, ED, F0 and F4 (no overlongs, surrogates, > U+10FFFF). */
+  #lower = 0x80;
+  #upper = 0xbf;
+
+  /** Whether the bytes so far end on a code point boundary. */
+  get complete(): boolean {
+    return this.#need === 0;
+  }
+
+  /** Forgets any partial code point, for a new message. */
+  reset(): void {
+    this.#need = 0;
+    this.#lower = 0x80;
+    this.#upper = 0xbf;
+  }
+
+  /** Checks `bytes[start, end)` as the continuation of what came before; false once the input is not UTF-8. */
+  push(bytes: Uint8Array, start = 0, end: number = bytes.length): boolean {
+    let need = this.#need;
+    let lower = this.#lower;
+    let upper = this.#upper;
+    for (let i = start; i < end; i++) {
+      const byte = bytes[i];
+      if (need === 0) {
+        if (byte < 0x80) continue;
+        if (byte < 0xc2) return false; // a stray continuation byte, or an overlong 2-byte lead (C0, C1)
+        if (byte < 0xe0) need = 1;
+        else if (byte < 0xf0) {
+          need = 2;
+          if (byte === 0xe0) lower = 0xa0;
+          else if (byte === 0xed) upper = 0x9f;
+        } else if (byte < 0xf5) {
+          need = 3;
+          if (byte === 0xf0) lower = 0x90;
+          else if (byte === 0xf4) upper = 0x8f;
+        } else return false;
+      } else {
+        if (byte < lower || byte > upper) return false;
+        lower = 0x80;
+        upper = 0xbf;
+        need--;
+      }
+    }
+    this.#need = need;
+    this.#lower = lower;
+    this.#upper = upper;
+    return true;
+  }
+}

@@ -48,14 +48,15 @@ export function timingSafeEqual(expected: string, given: string): boolean {
 }
 
 /**
- * Checks the bearer token from `Authorization: Bearer …` or, for browsers that cannot set headers, `?token=`.
- * Returns a 401 refusal with `WWW-Authenticate: Bearer`, or `undefined` when the token matches.
+ * Checks the bearer token from `Authorization: Bearer …` or, for browsers that cannot set headers, `?token=` (the
+ * query is form-decoded: a `+` in a token must be sent as `%2B`). Returns a 401 refusal with `WWW-Authenticate:
+ * Bearer`, or `undefined` when the token matches.
  */
-export function checkToken(request: { headers: Headers; url: URL }, token: string): Refusal | undefined {
+export function checkToken(request: { headers: Headers; params: URLSearchParams }, token: string): Refusal | undefined {
   const header = request.headers.get("authorization");
   let given: string | null = null;
   if (header !== null && /^bearer\s+/i.test(header)) given = header.replace(/^bearer\s+/i, "").trim();
-  else given = request.url.searchParams.get("token");
+  else given = request.params.get("token");
   if (given !== null && timingSafeEqual(token, given)) return undefined;
   return {
     status: 401,

@@ -13,6 +13,7 @@ import type { Logger } from "./log.ts";
 import { METRICS_CONTENT_TYPE, renderMetrics } from "./metrics.ts";
 import { PAGE_HTML } from "./page.ts";
 import { MAIN_ROOM, parseRoomName, parseRoute } from "./route.ts";
+import { isValidHost, splitTarget } from "./target.ts";
 
 /** What an engine needs to upgrade one accepted request. */
 export interface UpgradeRequest {
@@ -54,12 +55,19 @@ export interface HandlerOptions {
 }
 
 const TEXT = "text/plain; charset=utf-8";
-const JSON_TYPE = "application/json; charset=utf-8";
+const JSON_HEADERS = { "content-type": "application/json; charset=utf-8" };
 
-/** Per-request overrides for an app that mounts Hubbub under its own paths. */
+/**
+ * Per-request overrides. An app that mounts Hubbub under its own paths passes `path`; an engine whose `Request` cannot
+ * carry the request line as sent (the fetch `Request` upper-cases `get` and normalises `/a/../b`) passes all three.
+ */
 export interface RouteOptions {
-  /** Route as if the request were for this path (e.g. `/rooms/lobby` for your `/ws/lobby`). */
+  /** Route as if the request were for this path (e.g. `/rooms/lobby` for your `/ws/lobby`), taken as it is. */
   path?: string;
+  /** The query string as sent, without `?`. @default {the query of `request.url`} */
+  query?: string;
+  /** The method as sent (methods are case-sensitive). @default {request.method} */
+  method?: string;
 }
 
 /** The shared handler's signature. */
@@ -79,35 +87,44 @@ export function createHandler(options: HandlerOptions): Handler {
       path,
       ip,
     });
-    return new Response(refusal.reason + "\n", {
-      status: refusal.status,
-      headers: { "content-type": TEXT, ...refusal.headers },
-    });
+    return plain(refusal.status, refusal.reason + "\n", refusal.headers);
   };
 
   return (request, info, route) => {
-    const url = new URL(request.url);
-    const path = route?.path ?? url.pathname;
     const ip = info.remoteAddr.hostname;
-    const target = parseRoute(path, { mode: config.mode });
+    const method = route?.method ?? request.method;
+    const upgrading = isWebSocketAttempt(request.headers);
+    // A refusal for an upgrade attempt is counted and logged; a plain HTTP error is just answered.
+    const fail = (status: 400 | 404, reason: string, label: string, path: string) =>
+      upgrading ? refuse({ status, reason, label }, path, ip) : plain(status, reason + "\n");
 
-    if (isWebSocketAttempt(request.headers)) {
-      if (target.kind === "error") return refuse(target, path, ip);
-      if (target.kind !== "socket") {
+    const host = request.headers.get("host");
+    if (host !== null && !isValidHost(host)) {
+      return fail(400, `Invalid Host header: ${JSON.stringify(host.slice(0, 80))}`, "bad_host", "");
+    }
+    const target = splitTarget(request.url);
+    if ("error" in target) return fail(400, target.error, "bad_target", "");
+    const path = route?.path ?? target.path;
+    const params = new URLSearchParams(route?.query ?? target.query);
+    const where = parseRoute(path, { mode: config.mode });
+
+    if (upgrading) {
+      if (where.kind === "error") return refuse(where, path, ip);
+      if (where.kind !== "socket") {
         return refuse(
-          { status: 404, reason: `No WebSocket endpoint at ${path}`, label: "not_found" },
+          { status: 404, reason: `No WebSocket endpoint at ${path.slice(0, 80)}`, label: "not_found" },
           path,
           ip,
         );
       }
-      const refusal = checkHandshake(request.method, request.headers) ??
+      const refusal = checkHandshake(method, request.headers) ??
         checkOrigin(request.headers.get("origin"), config) ??
-        (config.token ? checkToken({ headers: request.headers, url }, config.token) : undefined);
+        (config.token ? checkToken({ headers: request.headers, params }, config.token) : undefined);
       if (refusal) return refuse(refusal, path, ip);
       const slot = limiter.acquire(ip);
       if (typeof slot !== "function") return refuse(slot, path, ip);
       try {
-        const response = upgrade({ request, endpoint: target.endpoint, release: slot, ip, path });
+        const response = upgrade({ request, endpoint: where.endpoint, release: slot, ip, path });
         stats.upgrades++;
         return response;
       } catch (error) {
@@ -120,38 +137,37 @@ export function createHandler(options: HandlerOptions): Handler {
       }
     }
 
-    if (request.method !== "GET" && request.method !== "HEAD") {
-      return new Response(`Method ${request.method.slice(0, 16)} not allowed: use GET\n`, {
-        status: 405,
-        headers: { "content-type": TEXT, allow: "GET, HEAD" },
-      });
+    if (method !== "GET" && method !== "HEAD") {
+      return plain(405, `Method ${method.slice(0, 16)} not allowed: use GET\n`, { allow: "GET, HEAD" });
     }
-    const body = (text: string, type: string, status = 200) =>
-      new Response(request.method === "HEAD" ? null : text, {
-        status,
-        headers: { "content-type": type, "cache-control": "no-store" },
-      });
-    switch (target.kind) {
+    // HEAD gets the same response as GET; the server sends its headers (with the real Content-Length) and no body.
+    switch (where.kind) {
       case "error":
-        return body(target.reason + "\n", TEXT, target.status);
+        return plain(where.status, where.reason + "\n");
       case "healthz":
-        return body(
+        return plain(
+          200,
           JSON.stringify({ status: "ok", connections: hub.connections, rooms: hub.roomCount }),
-          JSON_TYPE,
+          JSON_HEADERS,
         );
       case "stats": {
-        const param = url.searchParams.get("room");
+        const param = params.get("room");
         if (param === null || param === "" || param === MAIN_ROOM) {
-          return body(JSON.stringify({ room: MAIN_ROOM, members: hub.members(MAIN_ROOM) }), JSON_TYPE);
+          return plain(200, JSON.stringify({ room: MAIN_ROOM, members: hub.members(MAIN_ROOM) }), JSON_HEADERS);
         }
         const parsed = parseRoomName(encodeURIComponent(param));
-        if ("error" in parsed) return body(parsed.error + "\n", TEXT, 400);
-        return body(JSON.stringify({ room: parsed.name, members: hub.members(parsed.name) }), JSON_TYPE);
+        if ("error" in parsed) return plain(400, parsed.error + "\n");
+        return plain(200, JSON.stringify({ room: parsed.name, members: hub.members(parsed.name) }), JSON_HEADERS);
       }
       case "metrics":
-        return body(renderMetrics({ hub, memory: memory() }), METRICS_CONTENT_TYPE);
+        return plain(200, renderMetrics({ hub, memory: memory() }), { "content-type": METRICS_CONTENT_TYPE });
       case "socket":
-        return body(PAGE_HTML, "text/html; charset=utf-8");
+        return plain(200, PAGE_HTML, { "content-type": "text/html; charset=utf-8" });
     }
   };
+}
+
+/** A response with `text` as its body, `no-store`, plain text unless `headers` say otherwise. */
+function plain(status: number, text: string, headers: Readonly<Record<string, string>> = {}): Response {
+  return new Response(text, { status, headers: { "content-type": TEXT, "cache-control": "no-store", ...headers } });
 }

@@ -14,7 +14,7 @@ export const MODES: readonly Mode[] = ["broadcast", "echo"];
 /** The hub's key for the room at `/`; no named room can take it, since names never contain `/`. */
 export const MAIN_ROOM = "/";
 
-/** Allowed room names: 1–64 characters of `A–Z a–z 0–9 . _ -`, after percent-decoding. */
+/** Allowed room names: 1–64 characters of `A–Z a–z 0–9 . _ -`, after percent-decoding; never `.` or `..`. */
 export const ROOM_NAME = /^[A-Za-z0-9._-]{1,64}$/;
 
 /** What a path resolves to. */
@@ -35,6 +35,7 @@ const MAIN: Endpoint = { kind: "room", room: MAIN_ROOM };
  * import assert from "node:assert/strict";
  * assert.deepEqual(parseRoomName("lobby%2D1"), { name: "lobby-1" });
  * assert.equal("error" in parseRoomName("no spaces"), true);
+ * assert.equal("error" in parseRoomName("%2e%2e"), true);
  * ```
  */
 export function parseRoomName(encoded: string): { name: string } | { error: string } {
@@ -49,10 +50,15 @@ export function parseRoomName(encoded: string): { name: string } | { error: stri
       error: `Room name must be 1-64 characters of A-Z a-z 0-9 . _ - : ${JSON.stringify(name.slice(0, 80))}`,
     };
   }
+  // A proxy or client library would fold these into the parent path, so such a room could never be reached by name.
+  if (name === "." || name === "..") return { error: `Room name cannot be . or ..: ${JSON.stringify(name)}` };
   return { name };
 }
 
-/** Resolves `pathname` (as in `new URL(request.url).pathname`) under `mode`. */
+/**
+ * Resolves a raw request path (as sent, see `splitTarget`) under `mode`: a path is exactly a known route, a room, or
+ * 404; nothing is normalised.
+ */
 export function parseRoute(pathname: string, options: { mode?: Mode } = {}): Route {
   switch (pathname) {
     case "/":

@@ -32,6 +32,7 @@ Flags:
       --max-connections N       open connections in total; beyond it 503 (default ${DEFAULTS.maxConnections})
       --max-connections-per-ip N  open connections per client IP; beyond it 429 (default ${DEFAULTS.maxConnectionsPerIp})
       --idle-timeout S          seconds of silence before a client is closed (pinged after half); 0 = off (default ${DEFAULTS.idleTimeout})
+      --handshake-timeout S     seconds a connection has to send its request and open (default ${DEFAULTS.handshakeTimeout})
       --allowed-origin ORIGIN   allow this Origin (repeatable; * for any); others get 403
       --require-origin          refuse upgrades without an Origin header
       --token TOKEN             require Authorization: Bearer TOKEN or ?token=TOKEN (env HUBBUB_TOKEN)
@@ -78,6 +79,7 @@ async function parseServerArgs(args: string[]): Promise<ServerOptions | "help" |
         "max-connections": { type: "string" },
         "max-connections-per-ip": { type: "string" },
         "idle-timeout": { type: "string" },
+        "handshake-timeout": { type: "string" },
         "allowed-origin": { type: "string", multiple: true },
         "require-origin": { type: "boolean" },
         token: { type: "string" },
@@ -117,6 +119,7 @@ async function parseServerArgs(args: string[]): Promise<ServerOptions | "help" |
       DEFAULTS.maxConnectionsPerIp,
     ),
     idleTimeout: integer("idle-timeout", values["idle-timeout"], DEFAULTS.idleTimeout, 86_400),
+    handshakeTimeout: integer("handshake-timeout", values["handshake-timeout"], DEFAULTS.handshakeTimeout, 3600),
     allowedOrigins: values["allowed-origin"],
     requireOrigin: values["require-origin"],
     token: values.token ?? env("HUBBUB_TOKEN"),

@@ -39,6 +39,13 @@ export interface ServerOptions {
   maxConnectionsPerIp?: number;
   /** Seconds of silence before a peer is closed with 1001 (pinged halfway through); 0 is off. @default {30} */
   idleTimeout?: number;
+  /**
+   * Seconds a connection has to finish its opening handshake: the whole HTTP request on the raw engine, and for an
+   * accepted upgrade to open on both (a client that resets right after its request never opens, and its connection
+   * slot is freed then). 10: a real client needs milliseconds; a trickling or vanished one cannot hold a slot long.
+   * @default {10}
+   */
+  handshakeTimeout?: number;
   /** Exact origins allowed to connect, or `*`; empty allows any. @default {[]} */
   allowedOrigins?: string[];
   /** Refuse upgrades without an `Origin` header. @default {false} */
@@ -71,6 +78,7 @@ export const DEFAULTS = {
   maxConnections: 10_000,
   maxConnectionsPerIp: 256,
   idleTimeout: 30,
+  handshakeTimeout: 10,
   requireOrigin: false,
   token: "",
   shutdownTimeout: 1500,
@@ -116,6 +124,7 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
   wholeNumber("maxConnections", o.maxConnections, 1);
   wholeNumber("maxConnectionsPerIp", o.maxConnectionsPerIp, 1);
   wholeNumber("idleTimeout", o.idleTimeout, 0, 86_400);
+  wholeNumber("handshakeTimeout", o.handshakeTimeout, 1, 3600);
   wholeNumber("shutdownTimeout", o.shutdownTimeout, 0, 60_000);
   for (const origin of o.allowedOrigins) {
     if (origin !== "*" && !/^[a-z][a-z0-9+.-]*:\/\/[^/\s]+$/i.test(origin)) {

@@ -45,6 +45,18 @@ export function renderMetrics(
   metric("hubbub_connections", "gauge", "Open WebSocket connections in the hub.", [["", hub.connections]]);
   metric("hubbub_rooms", "gauge", "Rooms with at least one member.", [["", hub.roomCount]]);
   metric("hubbub_upgrades_total", "counter", "WebSocket handshakes accepted.", [["", stats.upgrades]]);
+  metric(
+    "hubbub_upgrades_aborted_total",
+    "counter",
+    "Accepted upgrades whose client left before the socket opened.",
+    [["", stats.upgradesAborted]],
+  );
+  metric(
+    "hubbub_accept_errors_total",
+    "counter",
+    "Connections the listener failed to accept, by reason; the server keeps accepting.",
+    labelled("reason", stats.acceptErrors),
+  );
   metric("hubbub_messages_received_total", "counter", "Messages received from clients.", [[
     "",
     stats.messagesReceived,

@@ -8,9 +8,10 @@
 import { ConnectionLimiter } from "./access.ts";
 import { CLOSE_CODE } from "./ws/close_code.ts";
 import { type ResolvedOptions, resolveOptions, type ServerOptions } from "./config.ts";
+import { ACCEPT_BACKOFF_MAX_MS, ACCEPT_BACKOFF_MIN_MS, classifyAcceptError } from "./engine/accept_error.ts";
 import { createDenoUpgrade } from "./engine/deno.ts";
 import { createHandler, type Handler, type Upgrade } from "./handler.ts";
-import { serveRaw } from "./engine/raw.ts";
+import { endDeliveryPass, serveRaw } from "./engine/raw.ts";
 import { Hub } from "./hub/hub.ts";
 import { createLogger, type Logger } from "./log.ts";
 
@@ -66,7 +67,13 @@ export function createHubbub(options: ServerOptions = {}): Hubbub {
   const core = createCore(options);
   const { hub, logger, resolved } = core;
   const sockets = new Set<WebSocket>();
-  const upgrade = createDenoUpgrade({ hub, idleTimeout: resolved.idleTimeout, logger, sockets });
+  const upgrade = createDenoUpgrade({
+    hub,
+    idleTimeout: resolved.idleTimeout,
+    handshakeTimeout: resolved.handshakeTimeout,
+    logger,
+    sockets,
+  });
   return {
     hub,
     options: resolved,
@@ -83,7 +90,7 @@ export function createHubbub(options: ServerOptions = {}): Hubbub {
 }
 
 /** What both engines share: validated options, the logger, the hub, the connection caps and the handler. */
-function createCore(options: ServerOptions) {
+function createCore(options: ServerOptions, afterDelivery?: () => void) {
   const resolved = resolveOptions(options);
   const logger = resolved.logger ?? createLogger({ level: resolved.logLevel, format: resolved.logFormat });
   const hub = new Hub({
@@ -91,6 +98,7 @@ function createCore(options: ServerOptions) {
     maxBufferedBytes: resolved.maxBufferedBytes,
     rateLimit: resolved.rateLimit,
     logger,
+    afterDelivery,
   });
   const limiter = new ConnectionLimiter({ max: resolved.maxConnections, maxPerIp: resolved.maxConnectionsPerIp });
   return {
@@ -165,24 +173,57 @@ type Running = Pick<HubbubServer, "hub" | "options" | "logger" | "addr" | "finis
 
 function startDeno(options: ServerOptions, tls: boolean): Running {
   const hubbub = createHubbub(options);
+  const { hub, logger } = hubbub;
   const resolved = hubbub.options;
-  const server = Deno.serve({
-    port: resolved.port,
-    hostname: resolved.hostname,
-    ...(tls ? { cert: resolved.cert, key: resolved.key } : {}),
-    onListen() {},
-    onError(error) {
-      hubbub.logger.log("error", "request handler failed", { error: String(error) });
-      return new Response("Internal server error\n", { status: 500 });
-    },
-  }, hubbub.handler);
+  const listen = (port: number) =>
+    Deno.serve({
+      port,
+      hostname: resolved.hostname,
+      ...(tls ? { cert: resolved.cert, key: resolved.key } : {}),
+      onListen() {},
+      onError(error) {
+        logger.log("error", "request handler failed", { error: String(error) });
+        return new Response("Internal server error\n", { status: 500 });
+      },
+    }, hubbub.handler);
+  let server = listen(resolved.port);
+  const addr = server.addr;
+  let stopping = false;
+  // Deno.serve stops listening for good when an accept fails (denoland/deno#10148: EMFILE once file descriptors run
+  // out), and its `finished` rejects. Listen again on the same port, backing off while accepting cannot work; the
+  // upgraded sockets live on meanwhile.
+  const finished = (async () => {
+    for (;;) {
+      try {
+        await server.finished;
+        return;
+      } catch (error) {
+        if (stopping) return;
+        const { reason } = classifyAcceptError(error);
+        hub.stats.countAcceptError(reason);
+        logger.log("error", "the listener stopped accepting; listening again", { reason, error: String(error) });
+      }
+      for (let pause = ACCEPT_BACKOFF_MIN_MS;; pause = Math.min(2 * pause, ACCEPT_BACKOFF_MAX_MS)) {
+        await delay(pause);
+        if (stopping) return;
+        try {
+          server = listen(addr.port);
+          logger.log("info", "listening again", { port: addr.port });
+          break;
+        } catch {
+          // Still out of descriptors, or the port is taken: try again after a longer pause.
+        }
+      }
+    }
+  })();
   return {
-    hub: hubbub.hub,
+    hub,
     options: resolved,
-    logger: hubbub.logger,
-    addr: server.addr,
-    finished: server.finished,
+    logger,
+    addr,
+    finished,
     async shutdown() {
+      stopping = true;
       const deadline = Date.now() + resolved.shutdownTimeout;
       await hubbub.closeAll();
       await withTimeout(server.shutdown(), deadline - Date.now());
@@ -191,7 +232,7 @@ function startDeno(options: ServerOptions, tls: boolean): Running {
 }
 
 function startRaw(options: ServerOptions): Running {
-  const { resolved, logger, hub, handler } = createCore(options);
+  const { resolved, logger, hub, handler } = createCore(options, endDeliveryPass);
   const raw = serveRaw({
     port: resolved.port,
     hostname: resolved.hostname,
@@ -201,7 +242,9 @@ function startRaw(options: ServerOptions): Running {
     logger,
     maxMessageBytes: resolved.maxMessageBytes,
     maxBufferedBytes: resolved.maxBufferedBytes,
+    maxConnectionsPerIp: resolved.maxConnectionsPerIp,
     idleTimeout: resolved.idleTimeout,
+    handshakeTimeout: resolved.handshakeTimeout,
     createHandler: handler,
   });
   return {

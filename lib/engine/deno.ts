@@ -6,7 +6,7 @@
  * @module
  */
 
-import { MAX_CLOSE_REASON_BYTES } from "../ws/close_code.ts";
+import { CLOSE_CODE, MAX_CLOSE_REASON_BYTES } from "../ws/close_code.ts";
 import type { Upgrade, UpgradeRequest } from "../handler.ts";
 import type { Connection, Hub } from "../hub/hub.ts";
 import type { Logger } from "../log.ts";
@@ -49,6 +49,11 @@ export interface DenoUpgradeOptions {
   hub: Hub;
   /** Seconds of silence before Deno closes with 1001 (it pings after half of them); 0 is off. */
   idleTimeout: number;
+  /**
+   * Seconds an accepted upgrade has to open. Deno reports nothing for a client that resets right after its request:
+   * the socket stays CONNECTING for ever, so without this its connection slot would never be freed.
+   */
+  handshakeTimeout: number;
   /** Where connects and disconnects are logged. */
   logger: Logger;
   /** Every open socket, so shutdown can close them and wait. */
@@ -61,13 +66,29 @@ export interface DenoUpgradeOptions {
  */
 export function createDenoUpgrade(options: DenoUpgradeOptions): Upgrade {
   const { hub, idleTimeout, logger, sockets } = options;
+  const openWithinMs = options.handshakeTimeout * 1000;
   return ({ request, endpoint, release, ip, path }: UpgradeRequest) => {
     const { socket, response } = Deno.upgradeWebSocket(request, { idleTimeout });
     const peer = new DenoPeer(socket);
     let connection: Connection | undefined;
     let closed = false;
+    let abandoned = false;
     sockets.add(socket);
+    // The slot is freed exactly once on every path: here if the socket never opens, else on close (release() is
+    // idempotent, and an abandoned socket that opens late is closed at once without joining the hub).
+    const openTimer = setTimeout(() => {
+      abandoned = true;
+      sockets.delete(socket);
+      release();
+      hub.stats.upgradesAborted++;
+      logger.log("info", "upgrade abandoned: the socket never opened", { peer: peer.id, ip, path });
+    }, openWithinMs);
     socket.onopen = () => {
+      clearTimeout(openTimer);
+      if (abandoned) {
+        socket.close(CLOSE_CODE.TryAgainLater, "handshake timed out");
+        return;
+      }
       connection = hub.connect(peer, endpoint);
       logger.log("info", "client connected", { peer: peer.id, ip, path });
     };
@@ -75,17 +96,20 @@ export function createDenoUpgrade(options: DenoUpgradeOptions): Upgrade {
       connection?.receive(event.data);
     };
     socket.onclose = (event: CloseEvent) => {
+      clearTimeout(openTimer);
       // Deno can report close twice (1001 then 1005 on idle timeout): the first one counts.
-      if (closed) return;
+      if (closed || abandoned) return;
       closed = true;
       sockets.delete(socket);
       connection?.disconnect();
       release();
-      hub.stats.countClose(event.code);
-      logger.log("info", "client disconnected", { peer: peer.id, code: event.code, reason: event.reason || undefined });
+      // Deno reports a connection dropped without a close frame as 0; RFC 6455 §7.4.1 names that 1006.
+      const code = event.code === 0 ? CLOSE_CODE.Abnormal : event.code;
+      hub.stats.countClose(code);
+      logger.log("info", "client disconnected", { peer: peer.id, code, reason: event.reason || undefined });
     };
     socket.onerror = (event) => {
-      // A close event always follows; this only records why.
+      // A close event always follows an error on an open socket; this only records why.
       logger.log("debug", "socket error", { peer: peer.id, error: (event as ErrorEvent).message });
     };
     return response;

@@ -13,12 +13,15 @@
  * @module
  */
 
-import { concatBytes, writeAll } from "../bytes.ts";
+import { ConnectionLimiter } from "../access.ts";
+import { concatBytes, GrowableBytes, writeAll } from "../bytes.ts";
 import { CLOSE_CODE } from "../ws/close_code.ts";
 import { encodeBinary, encodeClose, encodePing, encodeText } from "../ws/frame.ts";
-import type { ClientInfo, UpgradeRequest } from "../handler.ts";
+import type { Handler, UpgradeRequest } from "../handler.ts";
 import { isWebSocketAttempt } from "../ws/handshake.ts";
-import { computeAcceptKey, parseRequestHead, serializeResponseHead } from "../ws/http1.ts";
+import { computeAcceptKey, findHeadEnd, parseRequestHead, serializeResponseHead } from "../ws/http1.ts";
+import { splitTarget } from "../target.ts";
+import { ACCEPT_BACKOFF_MAX_MS, ACCEPT_BACKOFF_MIN_MS, classifyAcceptError } from "./accept_error.ts";
 import type { Connection, Endpoint, Hub } from "../hub/hub.ts";
 import type { Logger } from "../log.ts";
 import { type Message, nextPeerId, type Peer } from "../hub/peer.ts";
@@ -26,12 +29,26 @@ import { ServerProtocol } from "../ws/protocol.ts";
 
 /** Largest request head accepted (431 beyond); browsers send well under 8 KiB. */
 const MAX_HEAD_BYTES = 16 * 1024;
-/** Largest plain-HTTP request body read (413 beyond): Hubbub's HTTP routes take no body. */
-const MAX_BODY_BYTES = 64 * 1024;
-/** Time allowed for a request head to arrive, so a client that trickles headers cannot hold a socket forever. */
-const HEAD_TIMEOUT_MS = 10_000;
+/**
+ * Connections still in their HTTP request (or draining after a plain answer), at most: a burst of reconnecting clients
+ * fits, while a client that opens connections and trickles (or never sends) its request runs into this cap, and each
+ * such connection is cut at the handshake timeout.
+ */
+const MAX_PENDING = 1024;
+/**
+ * The same from one address: `maxConnectionsPerIp` (an address may open as many connections as it may keep), but at
+ * least this many, since a connection that was just answered may still be draining when its client opens the next.
+ */
+const MIN_PENDING_PER_IP = 16;
 /** Time a closing peer gets to answer our close frame before its connection is cut. */
 const CLOSE_TIMEOUT_MS = 1_000;
+/**
+ * After a plain HTTP answer, how long unread request bytes (a body nobody asked for) are drained before closing:
+ * closing with unread input sends a reset, which can destroy the answer before the client reads it.
+ */
+const LINGER_MS = 1_000;
+/** The reason for an idle-timeout close: the words `Deno.upgradeWebSocket` uses, so both engines say the same. */
+export const IDLE_TIMEOUT_REASON = "No response from ping frame.";
 /** First read buffer per connection: small, so idle sockets stay cheap; it doubles while reads fill it. */
 const READ_BUFFER_MIN = 1024;
 /** Largest read buffer per connection. */
@@ -51,8 +68,9 @@ const encoder = new TextEncoder();
 const SHORT_TEXT_UNITS = 125;
 
 // One-slot frame cache: during a fan-out the hub hands every member the same object, so it is framed once.
+const EMPTY_FRAME = new Uint8Array(0);
 let cachedData: Message | undefined;
-let cachedFrame: Uint8Array = new Uint8Array(0);
+let cachedFrame: Uint8Array = EMPTY_FRAME;
 
 function frameOf(data: Message): Uint8Array {
   if (data !== cachedData) {
@@ -60,6 +78,15 @@ function frameOf(data: Message): Uint8Array {
     cachedData = data;
   }
   return cachedFrame;
+}
+
+/**
+ * Forgets the cached frame. The hub calls this after every delivery pass (its `afterDelivery` hook): an `ArrayBuffer`
+ * is mutable, so the same object sent again later may hold other bytes, and must be framed anew.
+ */
+export function endDeliveryPass(): void {
+  cachedData = undefined;
+  cachedFrame = EMPTY_FRAME;
 }
 
 const pool: ArrayBuffer[] = [];
@@ -133,6 +160,8 @@ export class RawPeer implements Peer {
   #closeReason = "";
   /** Set when the closing handshake is done on our side: once flushed, the write side ends. */
   #peerClosed = false;
+  /** The read loop, paused while the output is over its cap, waiting for it to drain. */
+  #writable: (() => void) | null = null;
 
   /** Wraps an upgraded connection. */
   constructor(conn: Deno.Conn, host: RawPeerHost) {
@@ -148,6 +177,24 @@ export class RawPeer implements Peer {
   /** Whether the peer is still open for messages. */
   get open(): boolean {
     return this.#state === OPEN;
+  }
+
+  /**
+   * Resolves once the output is back under `maxBufferedBytes`, or the connection is over. The read loop waits here
+   * before reading more, so a client that keeps sending while it reads nothing (pings whose pongs pile up, messages
+   * echoed back to it) is held back by TCP flow control: what it can pin is bounded by the cap.
+   */
+  writable(): Promise<void> {
+    if (this.bufferedAmount <= this.#host.maxBufferedBytes || this.#state === CLOSED) return Promise.resolve();
+    return new Promise((resolve) => this.#writable = resolve);
+  }
+
+  #wakeReader(): void {
+    const wake = this.#writable;
+    if (wake !== null && (this.bufferedAmount <= this.#host.maxBufferedBytes || this.#state === CLOSED)) {
+      this.#writable = null;
+      wake();
+    }
   }
 
   /**
@@ -263,6 +310,7 @@ export class RawPeer implements Peer {
     if (this.#state === CLOSED) return;
     this.#state = CLOSED;
     clearTimeout(this.#closeTimer);
+    this.#wakeReader();
     for (const chunk of this.#sealed) recycle(chunk);
     if (this.#buf !== null) recycle(this.#buf);
     this.#sealed = [];
@@ -324,6 +372,7 @@ export class RawPeer implements Peer {
             const written = await this.#conn.write(offset === 0 ? chunk : chunk.subarray(offset));
             offset += written;
             this.#inFlight -= written;
+            if (this.#writable !== null) this.#wakeReader();
           }
           recycle(chunk);
         }
@@ -368,12 +417,16 @@ export interface RawServeOptions {
   logger: Logger;
   /** Largest message; enforced while frames arrive (1009). */
   maxMessageBytes: number;
-  /** Queue cap: a peer closed beyond it is cut off at once. */
+  /** Queue cap: a peer closed beyond it is cut off at once, and reading from a peer over it pauses. */
   maxBufferedBytes: number;
+  /** Open connections allowed from one address; connections still in their request are held to it too. */
+  maxConnectionsPerIp: number;
   /** Idle timeout in seconds (0 is off): a ping after half of it without traffic, a close after the rest. */
   idleTimeout: number;
+  /** Seconds a connection has for its whole HTTP request and the upgrade. */
+  handshakeTimeout: number;
   /** The shared `Request → Response` handler, given an upgrade that records the decision. */
-  createHandler(upgrade: (request: UpgradeRequest) => Response): (request: Request, info: ClientInfo) => Response;
+  createHandler(upgrade: (request: UpgradeRequest) => Response): Handler;
 }
 
 /** A running raw-engine listener. */
@@ -395,10 +448,14 @@ export function serveRaw(options: RawServeOptions): RawServer {
     ? Deno.listenTls({ port: options.port, hostname: options.hostname, cert: options.cert, key: options.key })
     : Deno.listen({ port: options.port, hostname: options.hostname });
   const addr = listener.addr as Deno.NetAddr;
-  const tls = options.cert !== undefined;
+  const handshakeMs = options.handshakeTimeout * 1000;
   const peers = new Set<RawPeer>();
   const conns = new Set<Deno.Conn>();
   const tasks = new Set<Promise<void>>();
+  const pending = new ConnectionLimiter({
+    max: MAX_PENDING,
+    maxPerIp: Math.max(MIN_PENDING_PER_IP, Math.min(options.maxConnectionsPerIp, MAX_PENDING)),
+  });
   const upgrades = new WeakMap<Response, UpgradeRequest>();
   const handler = options.createHandler((request) => {
     // A 101 cannot be built as a web `Response`: hand back a marker the transport recognises.
@@ -432,100 +489,87 @@ export function serveRaw(options: RawServeOptions): RawServer {
           peer.ping();
         } else {
           peer.connection?.disconnect();
-          peer.close(CLOSE_CODE.GoingAway, "idle timeout");
+          peer.close(CLOSE_CODE.GoingAway, IDLE_TIMEOUT_REASON);
         }
       }
     }, (options.idleTimeout * 1000) / 2);
   }
 
-  async function handleConnection(conn: Deno.Conn): Promise<void> {
+  async function handleConnection(conn: Deno.Conn, ip: string, release: () => void): Promise<void> {
     // Two steps, so that nothing of the handshake (head buffer, Request, Headers) stays reachable from the
     // long-lived socket loop: an idle connection should cost its socket and little else.
-    const start = await answerHttp(conn);
+    let start: SocketStart | undefined;
+    // One deadline for the whole request and the upgrade: a client that trickles its head, or never reads our answer,
+    // is cut when it passes.
+    const deadline = setTimeout(() => closeQuietly(conn), handshakeMs);
+    try {
+      start = await answerHttp(conn, ip);
+      if (start !== undefined && !(await writeUpgrade(conn, start.key))) {
+        start.release();
+        start = undefined;
+      }
+    } finally {
+      clearTimeout(deadline);
+      release();
+    }
     if (start !== undefined) await runSocket(conn, start);
   }
 
   /** Reads one request and answers it; returns what the socket needs when it is an accepted upgrade. */
-  async function answerHttp(conn: Deno.Conn): Promise<SocketStart | undefined> {
-    const ip = (conn.remoteAddr as Deno.NetAddr).hostname;
-    let head = new Uint8Array(0);
+  async function answerHttp(conn: Deno.Conn, ip: string): Promise<SocketStart | undefined> {
+    const head = new GrowableBytes(1024);
+    const buffer = new Uint8Array(4096);
     let parsed;
-    const deadline = setTimeout(() => {
-      try {
-        conn.close();
-      } catch { /* already closed */ }
-    }, HEAD_TIMEOUT_MS);
-    try {
-      const buffer = new Uint8Array(4096);
-      for (;;) {
-        const n = await conn.read(buffer);
-        if (n === null) return;
-        head = concatBytes(head, buffer.subarray(0, n));
-        parsed = parseRequestHead(head, { maxHeadBytes: MAX_HEAD_BYTES });
-        if (parsed.kind !== "incomplete") break;
+    for (let scanned = 0;;) {
+      const n = await conn.read(buffer).catch(() => null);
+      if (n === null) return; // reset, closed at the deadline, or EOF during the head
+      head.append(buffer.subarray(0, n));
+      const bytes = head.view();
+      // Parse only once a blank line has arrived (or the limit is passed), scanning only the new bytes.
+      if (findHeadEnd(bytes, scanned - 3) < 0 && bytes.length < MAX_HEAD_BYTES) {
+        scanned = bytes.length;
+        continue;
       }
-    } catch {
-      return; // reset or timed out during the head
-    } finally {
-      clearTimeout(deadline);
+      scanned = bytes.length;
+      parsed = parseRequestHead(bytes, { maxHeadBytes: MAX_HEAD_BYTES });
+      if (parsed.kind !== "incomplete") break;
     }
     if (parsed.kind === "error") {
       hub.stats.countRefusal("bad_request");
-      await tryWrite(conn, plainResponse(parsed.status, parsed.reason + "\n"));
+      await answer(conn, plainResponse(parsed.status, parsed.reason + "\n"));
       return;
     }
-    let rest = head.subarray(parsed.headLength);
     const headers = parsed.headers;
-    const length = headers.get("content-length");
-    if (headers.has("transfer-encoding") || (length !== null && !/^\d+$/.test(length))) {
-      await tryWrite(conn, plainResponse(400, "Request bodies must have a valid Content-Length\n"));
-      return;
-    }
-    const bodyLength = length === null ? 0 : Number(length);
-    if (bodyLength > MAX_BODY_BYTES) {
-      await tryWrite(conn, plainResponse(413, `Request body too large: at most ${MAX_BODY_BYTES} bytes\n`));
-      return;
-    }
-    let body: Uint8Array<ArrayBuffer> | undefined;
-    if (bodyLength > 0) {
-      body = new Uint8Array(bodyLength);
-      body.set(rest.subarray(0, bodyLength));
-      let filled = Math.min(rest.length, bodyLength);
-      while (filled < bodyLength) {
-        const n = await conn.read(body.subarray(filled)).catch(() => null);
-        if (n === null) return;
-        filled += n;
-      }
-      rest = rest.subarray(bodyLength);
-    }
+    const rest = head.view().subarray(parsed.headLength);
     if (parsed.version !== "1.1" && isWebSocketAttempt(headers)) {
       // Refused before the handler runs, so it is never counted as an upgrade nor takes a connection slot.
       hub.stats.countRefusal("bad_version");
       logger.log("info", "handshake refused", { status: 400, reason: "bad_version", ip });
-      await tryWrite(conn, plainResponse(400, "WebSocket upgrades need HTTP/1.1\n"));
+      await answer(conn, plainResponse(400, "WebSocket upgrades need HTTP/1.1\n"));
       return;
     }
-    const hostHeader = headers.get("host") ?? `${options.hostname}:${addr.port}`;
-    let request: Request;
-    try {
-      request = new Request(`${tls ? "https" : "http"}://${hostHeader}${parsed.target}`, {
-        method: parsed.method,
-        headers,
-        body: body && parsed.method !== "GET" && parsed.method !== "HEAD" ? body : undefined,
-      });
-    } catch {
-      await tryWrite(conn, plainResponse(400, "Invalid request target or Host header\n"));
+    const target = splitTarget(parsed.target);
+    if ("error" in target) {
+      await answer(conn, plainResponse(400, target.error + "\n"));
       return;
     }
-    const response = handler(request, { remoteAddr: { hostname: ip } });
+    // No route takes a request body: the request line and headers travel as they were sent, in `RouteOptions` (a
+    // fetch `Request` would upper-case `get` and fold `/a/../b`), and any body is drained unread after the answer.
+    const request = new Request("http://localhost/", { headers });
+    const response = handler(request, { remoteAddr: { hostname: ip } }, {
+      method: parsed.method,
+      path: target.path,
+      query: target.query,
+    });
     const upgrade = upgrades.get(response);
     if (upgrade === undefined) {
-      const payload = parsed.method === "HEAD" ? new Uint8Array(0) : new Uint8Array(await response.arrayBuffer());
+      const payload = new Uint8Array(await response.arrayBuffer());
       const responseHeaders = new Headers(response.headers);
+      // HEAD: the headers GET would send, Content-Length included, and no body (RFC 9110 §9.3.2).
       responseHeaders.set("content-length", String(payload.length));
       responseHeaders.set("connection", "close");
       const responseHead = serializeResponseHead(response.status, responseHeaders);
-      await tryWrite(conn, concatBytes(responseHead, payload));
+      await answer(conn, parsed.method === "HEAD" ? responseHead : concatBytes(responseHead, payload));
       return;
     }
     return {
@@ -538,19 +582,18 @@ export function serveRaw(options: RawServeOptions): RawServer {
     };
   }
 
+  /** Sends the 101; false when the connection failed or the server is stopping. */
+  async function writeUpgrade(conn: Deno.Conn, key: string): Promise<boolean> {
+    const accept = await computeAcceptKey(key);
+    const head = serializeResponseHead(101, [
+      ["Upgrade", "websocket"],
+      ["Connection", "Upgrade"],
+      ["Sec-WebSocket-Accept", accept],
+    ]);
+    return (await tryWrite(conn, head)) && !stopping;
+  }
+
   async function runSocket(conn: Deno.Conn, start: SocketStart): Promise<void> {
-    const accept = await computeAcceptKey(start.key);
-    const written = await tryWrite(
-      conn,
-      serializeResponseHead(101, [["Upgrade", "websocket"], ["Connection", "Upgrade"], [
-        "Sec-WebSocket-Accept",
-        accept,
-      ]]),
-    );
-    if (!written || stopping) {
-      start.release();
-      return;
-    }
     const peer = new RawPeer(conn, host);
     peer.release = start.release;
     peers.add(peer);
@@ -582,6 +625,8 @@ export function serveRaw(options: RawServeOptions): RawServer {
     let buffer = new Uint8Array(READ_BUFFER_MIN);
     try {
       for (;;) {
+        // Read no more from a peer whose output is over its cap until it drains (see RawPeer.writable).
+        await peer.writable();
         const n = await conn.read(buffer);
         if (n === null) break;
         // After the close, input is read only to be dropped, so that closing never meets unread bytes (RST).
@@ -602,30 +647,83 @@ export function serveRaw(options: RawServeOptions): RawServer {
     peer.terminate(); // EOF: after a clean close, the end of the handshake; before it, 1006 unless we closed first
   }
 
+  /**
+   * Writes a plain HTTP answer, then ends the connection without a reset: half-close, and drain what the client
+   * still sends (a body no route reads) until it closes too, for at most {@linkcode LINGER_MS}.
+   */
+  async function answer(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+    if (!(await tryWrite(conn, bytes))) return;
+    try {
+      conn.closeWrite();
+    } catch {
+      return;
+    }
+    const timer = setTimeout(() => closeQuietly(conn), LINGER_MS);
+    const sink = new Uint8Array(4096);
+    try {
+      while ((await conn.read(sink)) !== null);
+    } catch {
+      // Closed by the linger timer, or reset: done either way.
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  function accepted(conn: Deno.Conn): void {
+    const ip = (conn.remoteAddr as Deno.NetAddr).hostname;
+    const slot = pending.acquire(ip);
+    if (typeof slot !== "function") {
+      // Too many connections still in their request: refuse at once, reading nothing.
+      hub.stats.countRefusal(slot.label === "max_connections" ? "max_pending" : "max_pending_per_ip");
+      void tryWrite(conn, plainResponse(503, "Too many connections waiting to send their request; retry later\n"))
+        .finally(() => closeQuietly(conn));
+      return;
+    }
+    conns.add(conn);
+    const task = handleConnection(conn, ip, slot).catch((error) => {
+      logger.log("error", "connection handler failed", { error: String(error) });
+    }).finally(() => {
+      conns.delete(conn);
+      tasks.delete(task);
+      // Plain HTTP connections end here; upgraded ones were closed by terminate().
+      closeQuietly(conn);
+    });
+    tasks.add(task);
+  }
+
+  // The loop ends only when we close the listener. A client that resets before it is accepted (NotConnected) is
+  // skipped; running out of file descriptors is logged once per episode and retried with a growing pause.
   const accepting = (async () => {
+    let pause = 0;
     for (;;) {
       let conn: Deno.Conn;
       try {
         conn = await listener.accept();
-      } catch {
-        break; // the listener was closed
-      }
-      if (stopping) {
-        conn.close();
+      } catch (error) {
+        if (stopping || error instanceof Deno.errors.BadResource) {
+          if (!stopping) logger.log("error", "the listener was closed; no longer accepting", { error: String(error) });
+          break;
+        }
+        const { reason, exhausted } = classifyAcceptError(error);
+        hub.stats.countAcceptError(reason);
+        if (!exhausted) {
+          logger.log("debug", "accept failed; skipped", { reason, error: String(error) });
+          continue;
+        }
+        if (pause === 0) logger.log("error", "cannot accept connections: out of file descriptors", { reason });
+        pause = pause === 0 ? ACCEPT_BACKOFF_MIN_MS : Math.min(2 * pause, ACCEPT_BACKOFF_MAX_MS);
+        await new Promise((resolve) => setTimeout(resolve, pause));
         continue;
       }
-      conns.add(conn);
-      const task = handleConnection(conn).catch((error) => {
-        logger.log("error", "connection handler failed", { error: String(error) });
-      }).finally(() => {
-        conns.delete(conn);
-        tasks.delete(task);
-        // Plain HTTP connections end here; upgraded ones were closed by terminate().
-        try {
-          conn.close();
-        } catch { /* already closed */ }
-      });
-      tasks.add(task);
+      if (pause !== 0) {
+        logger.log("info", "accepting connections again");
+        pause = 0;
+      }
+      if (stopping) {
+        closeQuietly(conn);
+        continue;
+      }
+      accepted(conn);
     }
   })();
 
@@ -640,19 +738,13 @@ export function serveRaw(options: RawServeOptions): RawServer {
       if (stopping) return await finished;
       stopping = true;
       clearInterval(sweeper);
-      try {
-        listener.close();
-      } catch { /* already closed */ }
+      closeQuietly(listener);
       await accepting;
       for (const peer of peers) peer.close(code, reason);
       const deadline = Date.now() + timeoutMs;
       while (peers.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
       for (const peer of [...peers]) peer.terminate();
-      for (const conn of conns) {
-        try {
-          conn.close();
-        } catch { /* already closed */ }
-      }
+      for (const conn of conns) closeQuietly(conn);
       await Promise.allSettled([...tasks]);
       finishedResolve();
     },
@@ -667,6 +759,15 @@ function plainResponse(status: number, text: string): Uint8Array {
     ["Connection", "close"],
   ]);
   return concatBytes(head, body);
+}
+
+/** Closes a connection or listener that may already be closed. */
+function closeQuietly(resource: { close(): void }): void {
+  try {
+    resource.close();
+  } catch {
+    // Already closed: nothing to release.
+  }
 }
 
 /** Writes all of `bytes`; false when the connection failed (the caller just ends it). */

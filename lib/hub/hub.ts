@@ -53,6 +53,12 @@ export interface HubOptions {
   logger?: Logger;
   /** Millisecond clock for the rate limiter; injectable for tests. @default {performance.now} */
   now?: () => number;
+  /**
+   * Called after each delivery pass (a room's fan-out, an echo, a {@linkcode Hub.send}). An engine that frames a
+   * message once per pass drops its cached frame here: the caller may change an `ArrayBuffer`'s bytes and send the
+   * same object again. @default {undefined}
+   */
+  afterDelivery?: () => void;
 }
 
 /** The defaults behind {@linkcode HubOptions}, in one place. */
@@ -142,6 +148,7 @@ export class Hub {
   readonly #rate: number;
   readonly #now: () => number;
   readonly #logger: Logger;
+  readonly #afterDelivery: () => void;
   /** Nesting depth of fan-outs in progress; membership changes wait while it is above 0. */
   #publishing = 0;
   #deferred: (() => void)[] = [];
@@ -163,6 +170,7 @@ export class Hub {
     this.#rate = positiveInteger("rateLimit", options.rateLimit ?? HUB_DEFAULTS.rateLimit, true);
     this.#now = options.now ?? (() => performance.now());
     this.#logger = options.logger ?? SILENT_LOGGER;
+    this.#afterDelivery = options.afterDelivery ?? (() => {});
     this.stats = options.stats ?? new Stats();
   }
 
@@ -252,7 +260,9 @@ export class Hub {
     const endpoint = member.endpoint;
     if (endpoint === undefined) return;
     if (endpoint.kind === "echo") {
-      if (this.#deliver(member, data)) {
+      const delivered = this.#deliver(member, data);
+      this.#afterDelivery();
+      if (delivered) {
         stats.messagesDelivered++;
         stats.bytesOut += size;
       }
@@ -269,7 +279,10 @@ export class Hub {
   /** Sends `data` to one connected `peer` under the slow-consumer policy; returns whether it was handed over. */
   send(peer: Peer, data: Message): boolean {
     const member = this.#members.get(peer);
-    if (!member || !this.#deliver(member, data)) return false;
+    if (!member) return false;
+    const delivered = this.#deliver(member, data);
+    this.#afterDelivery();
+    if (!delivered) return false;
     this.stats.messagesDelivered++;
     this.stats.bytesOut += messageSize(data);
     return true;
@@ -293,6 +306,7 @@ export class Hub {
         if (!member.gone && this.#deliver(member, data)) delivered++;
       }
     } finally {
+      this.#afterDelivery();
       if (--this.#publishing === 0 && this.#deferred.length > 0) this.#runDeferred();
     }
     this.stats.messagesDelivered += delivered;

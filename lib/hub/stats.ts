@@ -27,6 +27,10 @@ export class Stats {
   readonly refused: Map<string, number> = new Map();
   /** WebSocket upgrades accepted. */
   upgrades = 0;
+  /** Accepted upgrades whose socket never opened (the client left right after its request), slot freed. */
+  upgradesAborted = 0;
+  /** Connections the listener failed to accept, by reason (`emfile`, `reset`…); the server keeps accepting. */
+  readonly acceptErrors: Map<string, number> = new Map();
 
   /** Counts one close with `code`. */
   countClose(code: number): void {
@@ -36,5 +40,10 @@ export class Stats {
   /** Counts one refused handshake under `label`. */
   countRefusal(label: string): void {
     this.refused.set(label, (this.refused.get(label) ?? 0) + 1);
+  }
+
+  /** Counts one failed accept under `reason`. */
+  countAcceptError(reason: string): void {
+    this.acceptErrors.set(reason, (this.acceptErrors.get(reason) ?? 0) + 1);
   }
 }

@@ -97,16 +97,33 @@ const DEFAULTS = {
 export const STATUS_TEXT: Readonly<Record<number, string>> = {
   101: "Switching Protocols",
   200: "OK",
+  201: "Created",
+  202: "Accepted",
   204: "No Content",
+  301: "Moved Permanently",
+  302: "Found",
+  304: "Not Modified",
+  307: "Temporary Redirect",
+  308: "Permanent Redirect",
   400: "Bad Request",
+  401: "Unauthorized",
   403: "Forbidden",
   404: "Not Found",
   405: "Method Not Allowed",
+  408: "Request Timeout",
+  409: "Conflict",
+  411: "Length Required",
+  413: "Content Too Large",
+  414: "URI Too Long",
+  415: "Unsupported Media Type",
   426: "Upgrade Required",
   429: "Too Many Requests",
   431: "Request Header Fields Too Large",
   500: "Internal Server Error",
+  501: "Not Implemented",
+  502: "Bad Gateway",
   503: "Service Unavailable",
+  504: "Gateway Timeout",
   505: "HTTP Version Not Supported",
 };
 
@@ -200,6 +217,26 @@ function parseFields(bytes: Uint8Array, lines: number[], headers: Headers): numb
     headers.append(name, latin1(bytes, valueStart, valueEnd));
   }
   return hosts;
+}
+
+/**
+ * Finds the end of an HTTP head: the offset just past the first CRLF CRLF at or after `from`, or -1. A caller that
+ * reads a head in pieces scans only the new bytes (from 3 before them), so a trickled head costs linear time.
+ *
+ * @example
+ * ```ts
+ * import { findHeadEnd } from "./http1.ts";
+ * import assert from "node:assert/strict";
+ * const bytes = new TextEncoder().encode("GET / HTTP/1.1\r\nHost: x\r\n\r\nrest");
+ * assert.equal(findHeadEnd(bytes), bytes.length - 4);
+ * assert.equal(findHeadEnd(bytes.subarray(0, 20)), -1);
+ * ```
+ */
+export function findHeadEnd(bytes: Uint8Array, from = 0): number {
+  for (let i = bytes.indexOf(LF, Math.max(0, from)); i >= 0; i = bytes.indexOf(LF, i + 1)) {
+    if (i >= 3 && bytes[i - 1] === CR && bytes[i - 2] === LF && bytes[i - 3] === CR) return i + 1;
+  }
+  return -1;
 }
 
 /**

@@ -175,6 +175,8 @@ export async function health(server: HubbubServer): Promise<{ status: string; co
 
 /** A raw HTTP response: status line parsed, headers lower-cased, body as text. */
 export interface RawResponse {
+  /** The status line as sent, e.g. `HTTP/1.1 404 Not Found`. */
+  statusLine: string;
   /** HTTP status. */
   status: number;
   /** Header map, names lower-cased. */
@@ -228,7 +230,7 @@ export async function rawRequest(port: number, head: string | Uint8Array, timeou
       const colon = line.indexOf(":");
       if (colon > 0) headers.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
     }
-    return { status: Number(statusLine.split(" ")[1] ?? 0), headers, body: rest.join("\r\n\r\n") };
+    return { statusLine, status: Number(statusLine.split(" ")[1] ?? 0), headers, body: rest.join("\r\n\r\n") };
   } finally {
     conn.close();
   }

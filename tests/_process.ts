@@ -46,9 +46,30 @@ export interface ServerProcess {
  */
 export async function startMain(
   args: string[] = [],
-  options: { viaTask?: boolean; env?: Record<string, string> } = {},
+  options: { viaTask?: boolean; env?: Record<string, string>; maxOpenFiles?: number } = {},
 ): Promise<ServerProcess> {
-  const command = options.viaTask
+  const command = options.maxOpenFiles !== undefined
+    ? new Deno.Command("bash", {
+      // A low file-descriptor limit for this server only: `exec` keeps the pid, so signals reach Deno itself.
+      args: [
+        "-c",
+        `ulimit -n ${options.maxOpenFiles} && exec "$0" "$@"`,
+        Deno.execPath(),
+        "run",
+        "--allow-all",
+        MAIN,
+        "--hostname",
+        "127.0.0.1",
+        "--port",
+        "0",
+        ...args,
+      ],
+      env: options.env,
+      stdout: "piped",
+      stderr: "piped",
+      stdin: "null",
+    })
+    : options.viaTask
     ? new Deno.Command(Deno.execPath(), {
       args: ["task", "start", "--hostname", "127.0.0.1", ...args],
       cwd: ROOT,

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { createHubbub, SILENT_LOGGER } from "../mod.ts";
-import { TestClient } from "./_harness.ts";
+import { createHubbub, serve, SILENT_LOGGER } from "../mod.ts";
+import { eventually, TestClient } from "./_harness.ts";
 
 Deno.test({
   name: "createHubbub() mounts under another app's paths; hub.publish() reaches the room from the server side",
@@ -35,3 +35,28 @@ Deno.test({
     await app.shutdown();
   },
 });
+
+for (const engine of ["deno", "raw"] as const) {
+  Deno.test({
+    name: `[${engine}] hub.publish() of the same ArrayBuffer with new bytes delivers the new bytes`,
+    sanitizeOps: true,
+    sanitizeResources: true,
+    async fn() {
+      const server = serve({ port: 0, hostname: "127.0.0.1", engine, logger: SILENT_LOGGER });
+      const client = new TestClient(`${server.wsUrl}/rooms/ticker`);
+      try {
+        await client.opened();
+        await eventually("the client to join", () => server.hub.members("ticker") === 1);
+        const buffer = new Uint8Array([1, 2, 3]).buffer;
+        server.hub.publish("ticker", buffer);
+        new Uint8Array(buffer).set([7, 8, 9]);
+        server.hub.publish("ticker", buffer);
+        const received = await client.waitFor(2);
+        assert.deepEqual(received.map((data) => [...new Uint8Array(data as ArrayBuffer)]), [[1, 2, 3], [7, 8, 9]]);
+      } finally {
+        await client.close();
+        await server.shutdown();
+      }
+    },
+  });
+}

@@ -116,3 +116,20 @@ Deno.test("the exposition parser rejects lines that break the grammar", () => {
     ]
   ) assert.throws(() => parseExposition(bad), bad);
 });
+
+engineTest("a connection dropped without a close frame is counted and logged as 1006 (never 0)", async (engine) => {
+  const server = startServer(engine);
+  try {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+    await conn.write(new TextEncoder().encode(upgradeHead("/rooms/drop")));
+    await eventually("the client to join", async () => (await health(server)).connections === 1);
+    conn.close();
+    await eventually("the drop to be counted", () => server.hub.stats.closes.size > 0);
+    assert.deepEqual([...server.hub.stats.closes], [[1006, 1]]);
+    const { samples } = parseExposition(await (await fetch(`${server.url}/metrics`)).text());
+    assert.equal(samples.get('hubbub_closes_total{code="1006"}'), 1);
+    assert.equal(samples.get('hubbub_closes_total{code="0"}'), undefined);
+  } finally {
+    await server.shutdown();
+  }
+});

@@ -24,7 +24,17 @@ export { type Connection, type Endpoint, Hub, HUB_DEFAULTS, type HubOptions } fr
 export type { Message, Peer } from "./lib/hub/peer.ts";
 export { CLOSE_CODE, type CloseCode } from "./lib/ws/close_code.ts";
 export { DEFAULTS, type Engine, type ResolvedOptions, type ServerOptions } from "./lib/config.ts";
-export { createLogger, type Logger, type LoggerOptions, SILENT_LOGGER } from "./lib/log.ts";
-export { Stats } from "./lib/hub/stats.ts";
+export {
+  createLogger,
+  LOG_FORMATS,
+  LOG_LEVELS,
+  type LogFields,
+  type LogFormat,
+  type Logger,
+  type LoggerOptions,
+  type LogLevel,
+  SILENT_LOGGER,
+} from "./lib/log.ts";
+export { DROP_REASONS, type DropReason, Stats } from "./lib/hub/stats.ts";
 export { MAIN_ROOM, type Mode } from "./lib/route.ts";
 export type { ClientInfo, Handler, RouteOptions } from "./lib/handler.ts";

@@ -72,9 +72,10 @@ export const DEFAULTS = {
   hostname: "localhost",
   mode: "broadcast" as Mode,
   engine: "deno" as Engine,
-  maxMessageBytes: HUB_DEFAULTS.maxMessageBytes,
-  maxBufferedBytes: HUB_DEFAULTS.maxBufferedBytes,
-  rateLimit: HUB_DEFAULTS.rateLimit,
+  // `as number`: deno doc (and so the registry's page) shows a value taken from another constant without a type.
+  maxMessageBytes: HUB_DEFAULTS.maxMessageBytes as number,
+  maxBufferedBytes: HUB_DEFAULTS.maxBufferedBytes as number,
+  rateLimit: HUB_DEFAULTS.rateLimit as number,
   maxConnections: 10_000,
   maxConnectionsPerIp: 256,
   idleTimeout: 30,

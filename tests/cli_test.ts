@@ -11,11 +11,15 @@ Deno.test("hubbub --help prints the usage and exits 0", async () => {
   }
 });
 
-Deno.test("hubbub --version prints the version from deno.json", async () => {
+Deno.test("hubbub --version prints deno.json's version, the newest release in CHANGELOG.md", async () => {
   const { code, stdout } = await runMain(["--version"]);
   const { version } = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
   assert.equal(code, 0);
   assert.ok(stdout.startsWith(`hubbub ${version} `), stdout);
+  // A release renames "Unreleased" to its version: the first two sections must be "Unreleased", then this version.
+  const changelog = await Deno.readTextFile(new URL("../CHANGELOG.md", import.meta.url));
+  const sections = [...changelog.matchAll(/^## (\S+)/gm)].map((match) => match[1]);
+  assert.deepEqual(sections.slice(0, 2), ["Unreleased", version], `CHANGELOG.md sections: ${sections.join(", ")}`);
 });
 
 const BAD: [args: string[], env: Record<string, string>, reason: RegExp][] = [

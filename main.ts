@@ -1,5 +1,6 @@
 /**
- * Hubbub's command line: `hubbub [flags]` runs the server; `hubbub client <url>` runs the CLI client.
+ * Hubbub's command line: `hubbub [flags]` runs the server; `hubbub client <url>` runs the CLI client; `hubbub token`
+ * prints a signed JWT.
  *
  * @module
  */
@@ -10,6 +11,7 @@ import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "./lib/lo
 import { type Mode, MODES } from "./lib/route.ts";
 import { serve } from "./lib/server.ts";
 import { runClient } from "./lib/client/cli.ts";
+import { runToken } from "./lib/auth/token_cli.ts";
 import denoJson from "./deno.json" with { type: "json" };
 
 /** Hubbub's version, from deno.json. */
@@ -20,6 +22,7 @@ export const USAGE = `Hubbub ${VERSION}: a WebSocket hub (echo, broadcast chat r
 
 Usage: hubbub [flags]            run the server
        hubbub client [flags] URL run the CLI client (hubbub client --help)
+       hubbub token [flags]      print a signed JWT to try tokens with (hubbub token --help)
 
 Flags:
   -p, --port N                  port to listen on; 0 picks one (default ${DEFAULTS.port}; env PORT)
@@ -143,6 +146,7 @@ async function parseServerArgs(args: string[]): Promise<ServerOptions | "help" |
 /** Runs the CLI with `args`; resolves to the exit code once the server has stopped (or at once for errors). */
 export async function main(args: string[] = Deno.args): Promise<number> {
   if (args[0] === "client") return await runClient(args.slice(1));
+  if (args[0] === "token") return await runToken(args.slice(1));
   let parsed;
   try {
     parsed = await parseServerArgs(args);

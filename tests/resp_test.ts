@@ -255,6 +255,23 @@ Deno.test("CommandWriter takes back commands with truncate() and refuses bad arg
   assert.deepEqual(writer.take(), new Uint8Array(0));
 });
 
+Deno.test("CommandWriter.recycle() reuses a written batch's memory for the next one, but not a huge one", () => {
+  const writer = new CommandWriter();
+  writer.write(["PING"]);
+  const first = writer.take();
+  writer.recycle(first);
+  writer.write(["ECHO", "again"]);
+  const second = writer.take();
+  assert.equal(second.buffer, first.buffer);
+  assert.deepEqual(second, encodeCommand(["ECHO", "again"]));
+
+  writer.write(["SET", "k", new Uint8Array(300 * 1024)]);
+  const huge = writer.take();
+  writer.recycle(huge);
+  writer.write(["PING"]);
+  assert.notEqual(writer.take().buffer, huge.buffer);
+});
+
 Deno.test("respText() reads simple and bulk strings and names anything else", () => {
   assert.equal(respText("OK"), "OK");
   assert.equal(respText(bytes("héllo")), "héllo");

@@ -357,6 +357,7 @@ export class RedisConnection {
     this.#writeDone = writeAll(this.#conn, bytes).then(
       () => {
         this.#writing = false;
+        this.#writer.recycle(bytes);
         // Whatever was queued while this write was in flight goes out now, as one write.
         if (this.#writer.length > 0) this.#flush();
       },

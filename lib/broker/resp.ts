@@ -484,6 +484,9 @@ const WRITER_INITIAL_BYTES = 4096;
  * into `encodeInto` costs about as much as copying a hundred characters in JavaScript.
  */
 const ASCII_LOOP_UNITS = 128;
+/** Largest buffer a {@linkcode CommandWriter} keeps for reuse. */
+const MAX_SPARE_BYTES = 256 * 1024;
+const EMPTY = new Uint8Array(0);
 /** Room for a bulk header: `$`, up to 16 digits (a length below 2^53), CRLF. */
 const MAX_BULK_HEADER = 19;
 
@@ -516,6 +519,8 @@ function decimalDigits(n: number): number {
 export class CommandWriter {
   #buf: Uint8Array;
   #length = 0;
+  /** A buffer given back by {@linkcode recycle}, used for the next batch instead of a new allocation. */
+  #spare: Uint8Array | undefined;
   readonly #initialBytes: number;
 
   /** Makes an empty writer whose first buffer holds `initialBytes`. */
@@ -560,18 +565,37 @@ export class CommandWriter {
     this.#length = length;
   }
 
-  /** Returns everything written since the last call (the caller owns it) and starts a new buffer. */
+  /**
+   * Returns everything written since the last call and starts a new buffer. The caller owns the bytes; once done
+   * with them (the write finished) it may hand them back with {@linkcode recycle}.
+   */
   take(): Uint8Array {
     const bytes = this.#buf.subarray(0, this.#length);
-    this.#buf = new Uint8Array(this.#initialBytes);
+    this.#buf = EMPTY;
     this.#length = 0;
     return bytes;
+  }
+
+  /**
+   * Takes back bytes from {@linkcode take} that nobody uses any more, to write the next batch into the same memory
+   * (a flush per turn would otherwise allocate a buffer per turn). Buffers over 256 KiB are left to the collector,
+   * so one burst does not pin a large buffer for the life of the connection.
+   */
+  recycle(bytes: Uint8Array): void {
+    const buffer = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.buffer.byteLength - bytes.byteOffset);
+    if (buffer.length <= MAX_SPARE_BYTES && buffer.length >= this.#initialBytes) this.#spare = buffer;
   }
 
   #reserve(bytes: number): void {
     const need = this.#length + bytes;
     if (need <= this.#buf.length) return;
-    const grown = new Uint8Array(Math.max(need, this.#buf.length * 2));
+    const spare = this.#spare;
+    if (this.#length === 0 && spare !== undefined && need <= spare.length) {
+      this.#spare = undefined;
+      this.#buf = spare;
+      return;
+    }
+    const grown = new Uint8Array(Math.max(need, this.#buf.length * 2, this.#initialBytes));
     grown.set(this.#buf.subarray(0, this.#length));
     this.#buf = grown;
   }

@@ -591,4 +591,7 @@ Deno.test("RedisClient refuses bad options at construction", () => {
   );
   assert.throws(() => new RedisClient({ pingIntervalMs: -1 }), /pingIntervalMs must be a whole number: -1/);
   assert.throws(() => new RedisSubscriber({} as never), /needs an onMessage callback/);
+  assert.throws(() => new RedisClient({ connectTimeoutMs: 0 }), /connectTimeoutMs must be a positive integer: 0/);
+  assert.throws(() => new RedisClient({ clientName: "has space" }), /clientName must be 1 to 64/);
+  assert.throws(() => new RedisClient({ parser: { maxDepth: 0 } }), /maxDepth must be a positive integer: 0/);
 });

@@ -9,6 +9,8 @@
 
 import type { CommandArg, RespValue } from "./resp.ts";
 import {
+  checkConnectionOptions,
+  REDIS_CONNECTION_DEFAULTS,
   RedisConnection,
   RedisConnectionError,
   type RedisConnectionOptions,
@@ -109,8 +111,11 @@ export class RedisClient {
 
   /** Starts connecting at once; throws on a bad URL or option, never for an unreachable server. */
   constructor(options: RedisClientOptions = {}) {
-    this.#url = typeof options.url === "object" ? options.url : parseRedisUrl(options.url ?? "redis://127.0.0.1:6379");
+    this.#url = typeof options.url === "object"
+      ? options.url
+      : parseRedisUrl(options.url ?? REDIS_CONNECTION_DEFAULTS.url);
     this.address = redisAddress(this.#url);
+    checkConnectionOptions(options);
     this.#options = options;
     this.#minBackoffMs = nonNegative("minBackoffMs", options.minBackoffMs ?? REDIS_CLIENT_DEFAULTS.minBackoffMs);
     this.#maxBackoffMs = nonNegative("maxBackoffMs", options.maxBackoffMs ?? REDIS_CLIENT_DEFAULTS.maxBackoffMs);

@@ -131,6 +131,20 @@ interface Pending {
   readonly reject: (error: Error) => void;
 }
 
+/**
+ * Throws `RangeError` / `TypeError` naming the first bad option (limits that are not positive integers, a client
+ * name Redis would refuse); {@linkcode RedisClient} checks at construction what every connect would refuse.
+ */
+export function checkConnectionOptions(options: RedisConnectionOptions): void {
+  positive("connectTimeoutMs", options.connectTimeoutMs ?? REDIS_CONNECTION_DEFAULTS.connectTimeoutMs);
+  positive("maxQueuedBytes", options.maxQueuedBytes ?? REDIS_CONNECTION_DEFAULTS.maxQueuedBytes);
+  if (options.clientName !== undefined && !/^[\w.:-]{1,64}$/.test(options.clientName)) {
+    throw new TypeError(`clientName must be 1 to 64 letters, digits or -_.: characters: ${options.clientName}`);
+  }
+  // The parser checks its own limits; make one now so a bad limit fails here, not on every connect.
+  new RespParser(options.parser);
+}
+
 /** A FIFO with O(1) shift: commands wait here for their replies, in the order they were written. */
 class Queue<T> {
   #items: (T | undefined)[] = [];
@@ -210,14 +224,8 @@ export class RedisConnection {
     const url = typeof options.url === "object"
       ? options.url
       : parseRedisUrl(options.url ?? REDIS_CONNECTION_DEFAULTS.url);
-    const timeoutMs = positive(
-      "connectTimeoutMs",
-      options.connectTimeoutMs ?? REDIS_CONNECTION_DEFAULTS.connectTimeoutMs,
-    );
-    positive("maxQueuedBytes", options.maxQueuedBytes ?? REDIS_CONNECTION_DEFAULTS.maxQueuedBytes);
-    if (options.clientName !== undefined && !/^[\w.:-]{1,64}$/.test(options.clientName)) {
-      throw new TypeError(`clientName must be 1 to 64 letters, digits or -_.: characters: ${options.clientName}`);
-    }
+    checkConnectionOptions(options);
+    const timeoutMs = options.connectTimeoutMs ?? REDIS_CONNECTION_DEFAULTS.connectTimeoutMs;
     const address = redisAddress(url);
     const fail = (why: string, cause?: unknown) =>
       new RedisConnectionError(`Could not connect to Redis at ${address}: ${why}`, { sent: false, cause });

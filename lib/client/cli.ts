@@ -103,6 +103,7 @@ Examples:
   hubbub client -H "Authorization: Bearer secret" ws://localhost:8765/rooms/lobby
   hubbub client --wait inf ws://localhost:8765/rooms/lobby < /dev/null > lobby.log
   hubbub client --ca cert.pem wss://localhost:8765/echo
+  hubbub client -k wss://localhost:8765/echo
 
 A self-signed certificate every client accepts, Deno included (for --cert/--key and --ca):
   ${CERTIFICATE_COMMAND}

@@ -11,7 +11,7 @@ import { checkHandshake, isWebSocketAttempt, type Refusal } from "./ws/handshake
 import type { Endpoint, Hub } from "./hub/hub.ts";
 import type { Logger } from "./log.ts";
 import { METRICS_CONTENT_TYPE, renderMetrics } from "./metrics.ts";
-import { PAGE_HTML } from "./page.ts";
+import { renderPage } from "./page.ts";
 import { MAIN_ROOM, parseRoomName, parseRoute } from "./route.ts";
 import { isValidHost, splitTarget } from "./target.ts";
 
@@ -79,6 +79,12 @@ export function createHandler(options: HandlerOptions): Handler {
   const config = options.options;
   const memory = options.memory ?? (() => Deno.memoryUsage());
   const stats = hub.stats;
+  // Rendered once: the page tells a refused browser whether a token or origin rule is on (never the token).
+  const origins = config.allowedOrigins;
+  const page = renderPage({
+    tokenRequired: config.token !== "",
+    originRestricted: origins.length > 0 && !origins.includes("*"),
+  });
   const refuse = (refusal: Refusal, path: string, ip: string): Response => {
     stats.countRefusal(refusal.label);
     logger.log(refusal.status >= 500 || refusal.status === 429 ? "warn" : "info", "handshake refused", {
@@ -162,7 +168,7 @@ export function createHandler(options: HandlerOptions): Handler {
       case "metrics":
         return plain(200, renderMetrics({ hub, memory: memory() }), { "content-type": METRICS_CONTENT_TYPE });
       case "socket":
-        return plain(200, PAGE_HTML, { "content-type": "text/html; charset=utf-8" });
+        return plain(200, page, { "content-type": "text/html; charset=utf-8" });
     }
   };
 }

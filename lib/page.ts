@@ -4,18 +4,48 @@
  *
  * It is a TS string rather than an `.html` file so a `deno compile`d binary carries it and nothing is read at run
  * time. `String.raw` keeps the backslashes of the inline JS intact; the JS therefore uses no backticks and no
- * dollar-brace sequences.
+ * dollar-brace sequences, except the one substitution that tells the page the server's access rules.
  *
- * Stable hooks for tests: `#url`, `#connect`, `#disconnect`, `#room`, `#join`, `#members`, `#clear`, `#log`,
- * `#message`, `#binary`, `#send`, `#status`, `#message-error`, `#room-error`; each log entry is an `li` with
- * `data-dir="out" | "in" | "event"` (events also carry `data-event`, and close events `data-code`). The page also
- * exposes its pure helpers on `globalThis.hubbub` for tests and the console.
+ * The server renders it once ({@linkcode renderPage}) with what a refused page needs to know: whether a token is
+ * required and whether origins are restricted (browsers hide a refused handshake's HTTP status, so the page cannot
+ * ask). Never the token itself, nor the allowed origins.
+ *
+ * Stable hooks for tests: `#url`, `#connect`, `#disconnect`, `#room`, `#join`, `#members`, `#clear`, `#log`, `#jump`,
+ * `#message`, `#message-hint`, `#binary`, `#send`, `#status`, `#message-error`, `#room-error`; each log entry is an
+ * `li` with `data-dir="out" | "in" | "event"` (events also carry `data-event`, and close events `data-code`). A text
+ * message over 4,096 UTF-8 bytes is cut: its entry has `data-cut`, the shown part in `.text`, and `.expand` and
+ * `.copy` buttons. The page also exposes its pure helpers on `globalThis.hubbub` for tests and the console.
  *
  * @module
  */
 
-/** The client page served to browsers, as one HTML document. */
-export const PAGE_HTML: string = String.raw`<!doctype html>
+/** What the serving server tells its page about who may connect; booleans only, never a secret. */
+export interface PageOptions {
+  /** The server requires a token (`--token`): a refused page says to add `?token=` to the URL. */
+  tokenRequired: boolean;
+  /** The server accepts only listed origins (`--allowed-origin` without `*`): a refused page says so. */
+  originRestricted: boolean;
+}
+
+/**
+ * Renders the client page for a server with these access rules, as one HTML document. Render it once per server:
+ * the result depends on nothing else.
+ *
+ * @example
+ * ```ts
+ * import { renderPage } from "./page.ts";
+ * import assert from "node:assert/strict";
+ * const page = renderPage({ tokenRequired: true, originRestricted: false });
+ * assert.ok(page.includes('"tokenRequired":true'));
+ * ```
+ */
+export function renderPage(options: PageOptions): string {
+  // Booleans only, so the JSON cannot close the script element or carry anything the server should keep.
+  const server = JSON.stringify({
+    tokenRequired: options.tokenRequired === true,
+    originRestricted: options.originRestricted === true,
+  });
+  return String.raw`<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -28,12 +58,15 @@ export const PAGE_HTML: string = String.raw`<!doctype html>
   color-scheme: light dark;
   --bg: #ffffff; --fg: #1f2328; --muted: #59636e; --line: #d1d9e0; --panel: #f6f8fa;
   --accent: #0969da; --accent-fg: #ffffff; --out: #0969da; --in: #1a7f37; --err: #cf222e; --focus: #0969da;
+  /* Disabled controls keep 4.5:1 text contrast (WCAG AA) rather than fading with opacity. */
+  --disabled-bg: #eaeef2; --disabled-fg: #59636e;
   font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
 }
 @media (prefers-color-scheme: dark) {
   :root {
     --bg: #0d1117; --fg: #e6edf3; --muted: #9198a1; --line: #3d444d; --panel: #151b23;
     --accent: #4493f8; --accent-fg: #0d1117; --out: #58a6ff; --in: #3fb950; --err: #ff7b72; --focus: #79c0ff;
+    --disabled-bg: #212830; --disabled-fg: #9198a1;
   }
 }
 * { box-sizing: border-box; }
@@ -58,7 +91,8 @@ textarea { resize: vertical; min-height: 2.4rem; }
 button { font: inherit; font-size: .9rem; padding: .4rem .9rem; border-radius: 6px; border: 1px solid var(--line);
   background: var(--panel); color: var(--fg); cursor: pointer; }
 button.primary { background: var(--accent); border-color: var(--accent); color: var(--accent-fg); font-weight: 600; }
-button:disabled { opacity: .45; cursor: not-allowed; }
+button:disabled { background: var(--disabled-bg); border-color: var(--line); color: var(--disabled-fg);
+  cursor: not-allowed; }
 :focus-visible { outline: 3px solid var(--focus); outline-offset: 2px; }
 .check { display: flex; align-items: center; gap: .35rem; padding: .4rem 0; font-weight: 400; font-size: .9rem; }
 .check input { width: 1.05rem; height: 1.05rem; margin: 0; accent-color: var(--accent); }
@@ -71,8 +105,11 @@ button:disabled { opacity: .45; cursor: not-allowed; }
 #status[data-state=connecting]::before, #status[data-state=closing]::before { background: #d4a72c; }
 .members { margin: 0; padding: .4rem 0; font-size: .9rem; white-space: nowrap; }
 #members { font-weight: 700; font-variant-numeric: tabular-nums; }
-.logbox { flex: 1; min-height: 14rem; display: flex; flex-direction: column; border: 1px solid var(--line);
-  border-radius: 6px; overflow: hidden; }
+.logbox { position: relative; flex: 1; min-height: 14rem; display: flex; flex-direction: column;
+  border: 1px solid var(--line); border-radius: 6px; overflow: hidden; }
+#jump { position: absolute; bottom: .75rem; left: 50%; transform: translateX(-50%); border-radius: 999px;
+  padding: .3rem 1rem; box-shadow: 0 2px 8px rgb(0 0 0 / 25%); }
+#jump[hidden] { display: none; }
 .logbar { display: flex; align-items: center; justify-content: space-between; gap: .5rem;
   padding: .35rem .5rem .35rem .75rem; background: var(--panel); border-bottom: 1px solid var(--line); }
 .logbar button { padding: .2rem .7rem; font-size: .85rem; }
@@ -91,6 +128,9 @@ button:disabled { opacity: .45; cursor: not-allowed; }
 #log [data-dir=event] { color: var(--muted); }
 #log [data-dir=event] .body { font-family: system-ui, sans-serif; font-style: italic; }
 #log [data-event=error] .body, #log [data-event=close][data-clean=false] .body { color: var(--err); }
+#log .more { display: block; margin-top: .2rem; color: var(--muted); font-family: system-ui, sans-serif;
+  font-size: .8rem; }
+#log .more button { padding: .05rem .55rem; margin-left: .4rem; font-size: .8rem; }
 #log [data-kind=binary] .body::before { content: "bin"; display: inline-block; font-size: .7rem;
   border: 1px solid var(--line); border-radius: 4px; padding: 0 .3rem; margin-right: .4rem; color: var(--muted); }
 .sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
@@ -135,6 +175,7 @@ button:disabled { opacity: .45; cursor: not-allowed; }
       <button id="clear" type="button">Clear log</button>
     </div>
     <ol id="log" role="log" aria-live="polite" aria-relevant="additions" aria-labelledby="log-title" tabindex="0"></ol>
+    <button id="jump" type="button" class="primary" hidden>New messages ↓</button>
   </section>
   <form id="composer" novalidate>
     <div class="row">
@@ -144,16 +185,23 @@ button:disabled { opacity: .45; cursor: not-allowed; }
           aria-describedby="message-hint message-error"></textarea>
       </div>
       <label class="check"><input id="binary" type="checkbox"> Binary (hex)</label>
-      <button id="send" type="submit" class="primary" disabled>Send</button>
+      <button id="send" type="submit" class="primary" disabled
+        title="Send the message; with an empty box, sends an empty message">Send</button>
     </div>
-    <p id="message-hint" class="hint">Enter sends, Shift+Enter adds a line. Binary takes hex bytes, e.g. de ad be ef.</p>
+    <p id="message-hint" class="hint">Enter sends, Shift+Enter adds a line; Enter on an empty box sends nothing, the
+      Send button sends an empty message. Binary takes hex bytes, e.g. de ad be ef.</p>
     <p id="message-error" class="error" role="alert"></p>
   </form>
 </main>
 <script type="module">
+const SERVER = ${server};
 const ROOM_NAME = /^[A-Za-z0-9._-]{1,64}$/;
 const MAX_LOG_ENTRIES = 1000;
 const MAX_SHOWN_BYTES = 4096;
+/** Full texts of cut messages kept for Show all and Copy; past this the oldest are let go (the log holds 1000). */
+const MAX_KEPT_BYTES = 32 * 1024 * 1024;
+/** The log follows new messages while the reader is within this distance of its bottom. */
+const FOLLOW_SLACK_PX = 40;
 const STATS_EVERY_MS = 3000;
 const CLOSE_NAMES = {
   1000: "normal closure", 1001: "going away: server shutting down", 1002: "protocol error",
@@ -186,6 +234,26 @@ function toHex(bytes) {
   return bytes.length > MAX_SHOWN_BYTES ? shown + " … (" + (bytes.length - MAX_SHOWN_BYTES) + " more bytes)" : shown;
 }
 
+/** UTF-8 bytes of one code point (a lone surrogate counts as U+FFFD, 3 bytes, as TextEncoder writes it). */
+function utf8Length(char) {
+  const code = char.codePointAt(0);
+  return code < 0x80 ? 1 : code < 0x800 ? 2 : code < 0x10000 ? 3 : 4;
+}
+
+/** The longest start of text that fits in MAX_SHOWN_BYTES of UTF-8 without splitting a character. */
+function cutText(text) {
+  // Every UTF-16 unit encodes to at most 3 bytes: short strings cannot be over.
+  if (text.length * 3 <= MAX_SHOWN_BYTES) return text;
+  let bytes = 0;
+  let end = 0;
+  for (const char of text) {
+    bytes += utf8Length(char);
+    if (bytes > MAX_SHOWN_BYTES) return text.slice(0, end);
+    end += char.length;
+  }
+  return text;
+}
+
 /** Room name from a path like /rooms/lobby (percent-decoded), or null. */
 function roomOf(pathname) {
   const m = /^\/rooms\/([^/]+)$/.exec(pathname);
@@ -213,17 +281,57 @@ function statsUrlFor(socketUrl) {
   return (u.protocol === "wss:" ? "https:" : "http:") + "//" + u.host + "/stats" + search;
 }
 
-globalThis.hubbub = { socketUrlFor, parseHex, toHex, roomOf, statsUrlFor, ROOM_NAME };
+/**
+ * Why a handshake that never opened was probably refused: browsers report only code 1006 and hide the HTTP status.
+ * What the server said about its own rules counts only when the socket URL points back at it.
+ */
+function refusalHint(socketUrl, server, pageHost) {
+  let u;
+  try {
+    u = new URL(socketUrl);
+  } catch {
+    return "";
+  }
+  const ours = u.host === pageHost;
+  const lines = [];
+  if (ours && server.tokenRequired) {
+    lines.push(u.searchParams.has("token")
+      ? "This server requires a token: check the ?token= in the URL."
+      : "This server requires a token: add ?token=<token> to the URL.");
+  }
+  if (ours && server.originRestricted) {
+    lines.push("This server only accepts pages from the origins it allows (--allowed-origin); this page may not be one.");
+  }
+  lines.push((lines.length ? "Other likely causes" : "The connection was refused or failed; likely causes") +
+    " (browsers hide the HTTP status):");
+  lines.push("• a wrong path or room name: the server has /, /echo and /rooms/<name> (1-64 of A-Z a-z 0-9 . _ -)");
+  if (!ours) {
+    lines.push("• a token is required: add ?token=<token> to the URL");
+    lines.push("• this page's origin is not allowed by the server");
+  }
+  lines.push("• the server is full (too many connections, in total or from your address), or not running");
+  return lines.join("\n");
+}
+
+globalThis.hubbub = { socketUrlFor, parseHex, toHex, roomOf, statsUrlFor, cutText, refusalHint, ROOM_NAME };
 
 const $ = (id) => document.getElementById(id);
 const ui = {
   url: $("url"), connect: $("connect"), disconnect: $("disconnect"), room: $("room"), join: $("join"),
-  members: $("members"), roomError: $("room-error"), log: $("log"), clear: $("clear"), message: $("message"),
-  binary: $("binary"), send: $("send"), messageError: $("message-error"), status: $("status"),
+  members: $("members"), roomError: $("room-error"), log: $("log"), jump: $("jump"), clear: $("clear"),
+  message: $("message"), binary: $("binary"), send: $("send"), messageError: $("message-error"), status: $("status"),
 };
 const encoder = new TextEncoder();
 let ws = null;
 let statsTimer = 0;
+/** Whether the log follows new entries: true until the reader scrolls up, true again back at the bottom. */
+let following = true;
+let lastScrollTop = 0;
+/** Cut messages' full texts (li → { text, bytes }), oldest first. */
+const kept = new Map();
+let keptBytes = 0;
+/** Sockets the page closed itself: a close before open is then no refusal. */
+const closedByPage = new WeakSet();
 
 ui.url.value = socketUrlFor(location);
 ui.room.value = roomOf(location.pathname) ?? "";
@@ -241,9 +349,18 @@ function clock(date) {
     p(date.getMilliseconds(), 3);
 }
 
-/** Appends one log entry; dir is "out", "in" or "event". Text goes in via textContent only. */
+function distanceFromBottom() {
+  return ui.log.scrollHeight - ui.log.scrollTop - ui.log.clientHeight;
+}
+
+function scrollToEnd() {
+  ui.log.scrollTop = ui.log.scrollHeight;
+  following = true;
+  ui.jump.hidden = true;
+}
+
+/** Appends one log entry; dir is "out", "in" or "event"; body is text or a node. Text goes in via textContent only. */
 function log(dir, body, extra = {}) {
-  const stick = ui.log.scrollHeight - ui.log.scrollTop - ui.log.clientHeight < 40;
   const now = new Date();
   const li = el("li");
   li.dataset.dir = dir;
@@ -255,15 +372,101 @@ function log(dir, body, extra = {}) {
   const time = el("time", "", clock(now));
   time.dateTime = now.toISOString();
   li.append(time, el("span", "size", extra.size === undefined ? "" : extra.size + " B"));
-  li.append(el("span", "body", body));
+  li.append(typeof body === "string" ? el("span", "body", body) : body);
   ui.log.append(li);
-  while (ui.log.childElementCount > MAX_LOG_ENTRIES) ui.log.firstElementChild.remove();
-  if (stick) ui.log.scrollTop = ui.log.scrollHeight;
+  while (ui.log.childElementCount > MAX_LOG_ENTRIES) {
+    forget(ui.log.firstElementChild);
+    ui.log.firstElementChild.remove();
+  }
+  if (following) scrollToEnd();
+  else ui.jump.hidden = false;
+  return li;
+}
+
+/** Lets go of a cut message's full text; its Show all and Copy go with it. */
+function forget(li, note) {
+  const entry = kept.get(li);
+  if (!entry) return;
+  kept.delete(li);
+  keptBytes -= entry.bytes;
+  if (note) {
+    li.querySelector(".text").textContent = cutText(entry.text);
+    li.querySelector(".more").textContent = note;
+  }
+}
+
+/** Logs a text over MAX_SHOWN_BYTES cut, with its size and buttons to show all of it or copy it. */
+function logLongText(dir, text, bytes) {
+  const shown = cutText(text);
+  const body = el("span", "body");
+  const part = el("span", "text", shown);
+  const more = el("span", "more",
+    "Showing the first " + encoder.encode(shown).length.toLocaleString("en") + " of " + bytes.toLocaleString("en") +
+      " bytes.");
+  const expand = el("button", "expand", "Show all");
+  expand.type = "button";
+  expand.setAttribute("aria-expanded", "false");
+  const copy = el("button", "copy", "Copy");
+  copy.type = "button";
+  more.append(expand, copy);
+  const ellipsis = el("span", "", "…");
+  ellipsis.setAttribute("aria-hidden", "true");
+  body.append(part, ellipsis, more);
+  const li = log(dir, body, { size: bytes, data: { kind: "text", cut: "true" } });
+  kept.set(li, { text, bytes });
+  keptBytes += bytes;
+  for (const old of kept.keys()) {
+    if (keptBytes <= MAX_KEPT_BYTES || old === li) break;
+    forget(old, "Cut at " + MAX_SHOWN_BYTES.toLocaleString("en") + " bytes; the rest was let go to save memory.");
+  }
+  expand.addEventListener("click", () => {
+    const open = expand.getAttribute("aria-expanded") !== "true";
+    part.textContent = open ? kept.get(li)?.text ?? shown : shown;
+    expand.setAttribute("aria-expanded", String(open));
+    expand.textContent = open ? "Show less" : "Show all";
+    ellipsis.hidden = open;
+    // Reading a long message: new ones must not scroll it away.
+    if (open && distanceFromBottom() >= FOLLOW_SLACK_PX) following = false;
+  });
+  copy.addEventListener("click", async () => {
+    const entry = kept.get(li);
+    if (!entry) return;
+    copy.textContent = (await copyText(entry.text)) ? "Copied" : "Copy failed";
+    setTimeout(() => copy.textContent = "Copy", 2000);
+  });
+}
+
+/** Copies text to the clipboard: the async API where the page may use it (https, localhost), else execCommand. */
+async function copyText(text) {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch {
+    const area = el("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.style.position = "fixed";
+    area.style.opacity = "0";
+    const focused = document.activeElement;
+    document.body.append(area);
+    area.select();
+    let ok = false;
+    try {
+      ok = document.execCommand("copy");
+    } catch {
+      ok = false;
+    }
+    area.remove();
+    focused?.focus();
+    return ok;
+  }
 }
 
 function logMessage(dir, data) {
   if (typeof data === "string") {
-    log(dir, data, { size: encoder.encode(data).length, data: { kind: "text" } });
+    const bytes = encoder.encode(data).length;
+    if (bytes > MAX_SHOWN_BYTES) logLongText(dir, data, bytes);
+    else log(dir, data, { size: bytes, data: { kind: "text" } });
   } else {
     const bytes = new Uint8Array(data);
     log(dir, toHex(bytes), { size: bytes.length, data: { kind: "binary" } });
@@ -307,7 +510,10 @@ async function refreshMembers() {
 
 function connect() {
   const target = ui.url.value.trim();
-  if (ws && ws.readyState <= WebSocket.OPEN) ws.close(1000, "Reconnecting");
+  if (ws && ws.readyState <= WebSocket.OPEN) {
+    closedByPage.add(ws);
+    ws.close(1000, "Reconnecting");
+  }
   let sock;
   try {
     sock = new WebSocket(target);
@@ -317,9 +523,11 @@ function connect() {
   }
   sock.binaryType = "arraybuffer";
   ws = sock;
+  let opened = false;
   setState("connecting");
   log("event", "Connecting to " + target, { data: { event: "connecting" } });
   sock.addEventListener("open", () => {
+    opened = true;
     if (ws !== sock) return;
     setState("open");
     log("event", "Connected to " + sock.url, { data: { event: "open" } });
@@ -337,6 +545,9 @@ function connect() {
     log("event", "Closed: code " + ev.code + " (" + name + ")" + reason + (ev.wasClean ? "" : ", not clean"), {
       data: { event: "close", code: ev.code, clean: ev.wasClean },
     });
+    if (!opened && !closedByPage.has(sock)) {
+      log("event", refusalHint(sock.url, SERVER, location.host), { data: { event: "refused" } });
+    }
     if (ws !== sock) return;
     clearInterval(statsTimer);
     setState("closed");
@@ -347,6 +558,7 @@ function connect() {
 function disconnect() {
   if (!ws || ws.readyState > WebSocket.OPEN) return;
   setState("closing");
+  closedByPage.add(ws);
   ws.close(1000, "Bye from the browser");
 }
 
@@ -406,7 +618,8 @@ $("composer").addEventListener("submit", (ev) => {
 ui.message.addEventListener("keydown", (ev) => {
   if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
     ev.preventDefault();
-    send();
+    // An empty box is an Enter too many, not a message; the Send button sends an empty one on purpose.
+    if (ui.message.value !== "") send();
   }
 });
 ui.message.addEventListener("input", () => {
@@ -417,10 +630,35 @@ ui.room.addEventListener("input", () => {
   ui.room.removeAttribute("aria-invalid");
   ui.roomError.textContent = "";
 });
-ui.clear.addEventListener("click", () => ui.log.replaceChildren());
+ui.clear.addEventListener("click", () => {
+  ui.log.replaceChildren();
+  kept.clear();
+  keptBytes = 0;
+  scrollToEnd();
+});
+ui.log.addEventListener("scroll", () => {
+  // Only a move up is the reader leaving the bottom: a resize or the browser's scroll anchoring may move it down.
+  const up = ui.log.scrollTop < lastScrollTop - 1;
+  lastScrollTop = ui.log.scrollTop;
+  if (distanceFromBottom() < FOLLOW_SLACK_PX) {
+    following = true;
+    ui.jump.hidden = true;
+  } else if (up) {
+    following = false;
+  }
+});
+// A narrower or shorter log (a rotated phone, a resized window) wraps lines anew: stay at the bottom if following.
+new ResizeObserver(() => {
+  if (following) ui.log.scrollTop = ui.log.scrollHeight;
+}).observe(ui.log);
+ui.jump.addEventListener("click", () => {
+  scrollToEnd();
+  ui.log.focus();
+});
 setState("closed");
 refreshMembers();
 </script>
 </body>
 </html>
 `;
+}

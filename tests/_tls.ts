@@ -20,50 +20,67 @@ let made: Promise<TestCertificate> | undefined;
  * Throws when `openssl` is missing or fails, with its stderr.
  */
 export function selfSignedCertificate(): Promise<TestCertificate> {
-  made ??= (async () => {
-    const dir = await Deno.makeTempDir({ prefix: "hubbub-tls-" });
-    try {
-      const output = await new Deno.Command("openssl", {
-        args: [
-          "req",
-          "-x509",
-          "-newkey",
-          "ec",
-          "-pkeyopt",
-          "ec_paramgen_curve:prime256v1",
-          "-nodes",
-          "-days",
-          "1",
-          "-subj",
-          "/CN=localhost",
-          "-addext",
-          "subjectAltName=DNS:localhost,IP:127.0.0.1",
-          // openssl marks a self-signed certificate as a CA by default; rustls then refuses it as a server
-          // certificate (CaUsedAsEndEntity), so say it is a leaf for TLS servers.
-          "-addext",
-          "basicConstraints=critical,CA:FALSE",
-          "-addext",
-          "extendedKeyUsage=serverAuth",
-          "-keyout",
-          `${dir}/key.pem`,
-          "-out",
-          `${dir}/cert.pem`,
-        ],
-        stdout: "null",
-        stderr: "piped",
-      }).output();
-      if (!output.success) {
-        throw new Error(`openssl could not make a test certificate: ${new TextDecoder().decode(output.stderr)}`);
-      }
-      return {
-        cert: await Deno.readTextFile(`${dir}/cert.pem`),
-        key: await Deno.readTextFile(`${dir}/key.pem`),
-      };
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
-  })();
+  made ??= certificateFromCommand(
+    "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=localhost " +
+      "-addext subjectAltName=DNS:localhost,IP:127.0.0.1 " +
+      // openssl marks a self-signed certificate as a CA by default; rustls then refuses it as a server certificate
+      // (CaUsedAsEndEntity), so say it is a leaf for TLS servers.
+      "-addext basicConstraints=critical,CA:FALSE -addext extendedKeyUsage=serverAuth -keyout key.pem -out cert.pem",
+  );
   return made;
+}
+
+/**
+ * The usual one-liner without the two `-addext` flags that make a server certificate: OpenSSL 3 marks what it makes
+ * `CA:TRUE`, which Node, Python, curl and Chromium accept and rustls (Deno) refuses. Made once per process.
+ */
+export const CA_TRUE_COMMAND = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost " +
+  "-addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout key.pem -out cert.pem";
+
+let madeCaTrue: Promise<TestCertificate> | undefined;
+
+/** The certificate {@linkcode CA_TRUE_COMMAND} makes (once per process). */
+export function caTrueCertificate(): Promise<TestCertificate> {
+  madeCaTrue ??= certificateFromCommand(CA_TRUE_COMMAND);
+  return madeCaTrue;
+}
+
+/**
+ * Runs `command`, an `openssl req` line as a user would paste it (words separated by spaces, no quotes) that writes
+ * `key.pem` and `cert.pem`, in a temporary directory, and returns what it made. Throws when `openssl` fails, with
+ * its stderr.
+ */
+export async function certificateFromCommand(command: string): Promise<TestCertificate> {
+  const [program, ...args] = command.trim().split(/\s+/);
+  if (program !== "openssl") throw new Error(`Expected an openssl command: ${command}`);
+  const dir = await Deno.makeTempDir({ prefix: "hubbub-tls-" });
+  try {
+    const output = await new Deno.Command("openssl", { args, cwd: dir, stdout: "null", stderr: "piped" }).output();
+    if (!output.success) {
+      throw new Error(`openssl could not make a test certificate: ${new TextDecoder().decode(output.stderr)}`);
+    }
+    return {
+      cert: await Deno.readTextFile(`${dir}/cert.pem`),
+      key: await Deno.readTextFile(`${dir}/key.pem`),
+    };
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** The `basicConstraints` line of `certificate` as openssl prints it, e.g. `CA:TRUE`. */
+export async function basicConstraints(certificate: TestCertificate): Promise<string> {
+  const child = new Deno.Command("openssl", {
+    args: ["x509", "-noout", "-ext", "basicConstraints"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(certificate.cert));
+  await writer.close();
+  const { stdout } = await child.output();
+  return new TextDecoder().decode(stdout).split("\n")[1]?.trim() ?? "";
 }
 
 /** Writes `certificate` into a new temporary directory; returns the file paths and a function removing them. */

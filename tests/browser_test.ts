@@ -244,3 +244,332 @@ for (const engine of ENGINES) {
     }
   });
 }
+
+/** Resolves once the page has rendered two more frames: layout, resize observers and scroll events have run. */
+async function frames(page: Page): Promise<void> {
+  await page.evaluate(`new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)))`);
+}
+
+/** Where the log is scrolled: `gap` is the distance from its bottom; `jump` whether "New messages ↓" shows. */
+interface LogState {
+  top: number;
+  gap: number;
+  scrollable: boolean;
+  jump: boolean;
+  jumpText: string;
+}
+
+function logState(page: Page): Promise<LogState> {
+  return page.evaluate<LogState>(`(() => {
+    const log = document.querySelector("#log");
+    const jump = document.querySelector("#jump");
+    return {
+      top: log.scrollTop, gap: log.scrollHeight - log.scrollTop - log.clientHeight,
+      scrollable: log.scrollHeight > log.clientHeight, jump: !!jump && !jump.hidden && jump.offsetParent !== null,
+      jumpText: jump?.textContent ?? "",
+    };
+  })()`);
+}
+
+/** Clicks Connect and waits for the page to show the socket open. */
+async function connectPage(page: Page): Promise<void> {
+  await page.evaluate(`document.querySelector("#connect").click()`);
+  await page.waitFor(`document.querySelector("#status").dataset.state === "open"`);
+}
+
+/** Connects and waits for the refusal hint; returns the close code and the hint. */
+async function refusal(page: Page): Promise<{ code: string; hint: string }> {
+  const before = await page.evaluate<number>(`document.querySelectorAll('#log li[data-event="refused"]').length`);
+  await page.evaluate(`document.querySelector("#connect").click()`);
+  return await page.waitFor(`(() => {
+    const hints = document.querySelectorAll('#log li[data-event="refused"]');
+    const closes = document.querySelectorAll('#log li[data-event="close"]');
+    return hints.length > ${before} && {
+      code: closes[closes.length - 1].dataset.code, hint: hints[hints.length - 1].querySelector(".body").textContent,
+    };
+  })()`);
+}
+
+/**
+ * The WCAG contrast ratio of `selector`'s text against its background as the reader sees them: the element's own
+ * colours composited with its (and its ancestors') opacity over the nearest opaque background behind it.
+ */
+function contrastOf(page: Page, selector: string): Promise<number> {
+  return page.evaluate<number>(`(() => {
+    const parse = (css) => {
+      const [r, g, b, a = 1] = css.match(/[\\d.]+/g).map(Number);
+      return { r, g, b, a };
+    };
+    const over = (top, bottom, alpha = top.a) => ({
+      r: top.r * alpha + bottom.r * (1 - alpha), g: top.g * alpha + bottom.g * (1 - alpha),
+      b: top.b * alpha + bottom.b * (1 - alpha), a: 1,
+    });
+    const luminance = ({ r, g, b }) => {
+      const lin = (v) => (v /= 255) <= 0.04045 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+      return 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b);
+    };
+    const button = document.querySelector(${JSON.stringify(selector)});
+    let backdrop = { r: 255, g: 255, b: 255, a: 1 };
+    for (let node = button.parentElement; node; node = node.parentElement) {
+      const bg = parse(getComputedStyle(node).backgroundColor);
+      if (bg.a > 0) {
+        backdrop = over(bg, backdrop);
+        break;
+      }
+    }
+    let opacity = 1;
+    for (let node = button; node; node = node.parentElement) opacity *= Number(getComputedStyle(node).opacity);
+    const style = getComputedStyle(button);
+    const face = over(parse(style.backgroundColor), backdrop);
+    const text = over(parse(style.color), face);
+    const [a, b] = [luminance(over(text, backdrop, opacity)), luminance(over(face, backdrop, opacity))];
+    return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+  })()`);
+}
+
+Deno.test({
+  name: "browser page: the log follows or stays put, long text is cut, Enter on empty, refusal hints, dark contrast",
+  sanitizeOps: true,
+  sanitizeResources: true,
+}, async (t) => {
+  const path = chromiumPath();
+  assert.ok(path, "Chromium not found: run `apt-get install -y chromium` (or set CHROMIUM=/path/to/chromium)");
+  const options = { port: 0, hostname: "127.0.0.1", logger: SILENT_LOGGER } as const;
+  // Room for a 1 MiB text plus its frame.
+  const server = serve({ ...options, maxMessageBytes: 2 * 1024 * 1024 });
+  const guarded = serve({ ...options, token: "s3cret-token" });
+  const picky = serve({ ...options, allowedOrigins: ["https://elsewhere.example"] });
+  await Promise.all([server.ready, guarded.ready, picky.ready]);
+  const wsBase = server.url.replace(/^http/, "ws");
+  let browser: Browser | undefined;
+  let sender: WebSocket | undefined;
+  try {
+    browser = await Browser.launch({ path });
+
+    await t.step(
+      "the log follows new messages after the window narrows, stays put scrolled up, and jumps",
+      async () => {
+        const page = await browser!.newPage(`${server.url}/rooms/scroll`);
+        await page.setViewport(900, 700);
+        await connectPage(page);
+        sender = new WebSocket(`${wsBase}/rooms/scroll`);
+        await new Promise((resolve) => sender!.onopen = resolve);
+        let sent = 0;
+        const say = async (count: number) => {
+          for (const end = sent + count; sent < end; sent++) {
+            sender!.send(`line ${sent}: ${"words that wrap ".repeat(12)}`);
+          }
+          await page.waitFor(`document.querySelectorAll('#log li[data-dir="in"]').length === ${sent}`);
+          await frames(page);
+        };
+        await say(40);
+        let state = await logState(page);
+        assert.ok(state.scrollable && state.gap <= 1, `at the bottom at 900 px: ${JSON.stringify(state)}`);
+
+        // Narrower: every line wraps more, the content grows under the reader; the next message must still show.
+        await page.setViewport(400, 700);
+        await frames(page);
+        await say(1);
+        state = await logState(page);
+        assert.ok(state.gap <= 1 && !state.jump, `follows after narrowing to 400 px: ${JSON.stringify(state)}`);
+        await page.setViewport(1200, 500);
+        await frames(page);
+        await say(1);
+        state = await logState(page);
+        assert.ok(state.gap <= 1 && !state.jump, `follows after widening to 1200 px: ${JSON.stringify(state)}`);
+
+        // The reader scrolls up with the mouse wheel: new messages leave the view alone and offer a way down.
+        const box = await page.evaluate<{ x: number; y: number }>(`(() => {
+        const r = document.querySelector("#log").getBoundingClientRect();
+        return { x: r.x + r.width / 2, y: r.y + r.height / 2 };
+      })()`);
+        const bottom = (await logState(page)).top;
+        await page.send("Input.dispatchMouseEvent", { type: "mouseWheel", ...box, deltaX: 0, deltaY: -600 });
+        await page.waitFor(`document.querySelector("#log").scrollTop < ${bottom - 300}`);
+        await frames(page);
+        const reading = (await logState(page)).top;
+        assert.equal((await logState(page)).jump, false, "no button before anything new arrives");
+        await say(3);
+        state = await logState(page);
+        assert.ok(Math.abs(state.top - reading) <= 1, `stays put: ${reading} → ${state.top}`);
+        assert.deepEqual({ jump: state.jump, text: state.jumpText }, { jump: true, text: "New messages ↓" });
+        await page.evaluate(`document.querySelector("#jump").click()`);
+        await frames(page);
+        state = await logState(page);
+        assert.ok(state.gap <= 1 && !state.jump, `the button jumps to the bottom and hides: ${JSON.stringify(state)}`);
+        await say(1);
+        assert.ok((await logState(page)).gap <= 1, "and the log follows again");
+
+        const closed = new Promise((resolve) => sender!.onclose = resolve);
+        sender.close();
+        await closed;
+        await page.close();
+      },
+    );
+
+    await t.step("a 1 MiB text is cut at 4,096 bytes with its size, and can be expanded and copied", async () => {
+      const page = await browser!.newPage(`${server.url}/echo`);
+      await page.send("Emulation.setFocusEmulationEnabled", { enabled: true });
+      await browser!.send("Browser.grantPermissions", {
+        origin: server.url,
+        permissions: ["clipboardReadWrite", "clipboardSanitizedWrite"],
+      });
+      await connectPage(page);
+      // 1 + 2 × 524,287 + 1 = 1,048,576 bytes; 4,096 bytes would end inside a "ü", so 4,095 are shown.
+      const text = `"a" + "ü".repeat(524287) + "b"`;
+      await page.evaluate(
+        `document.querySelector("#message").value = ${text}; document.querySelector("#send").click()`,
+      );
+      const entry = (dir: string) => `document.querySelector('#log li[data-dir="${dir}"]')`;
+      const shown = await page.waitFor<Record<string, unknown>>(`(() => {
+        const li = ${entry("in")};
+        return li && {
+          size: li.querySelector(".size").textContent, cut: li.dataset.cut, more: li.querySelector(".more")?.textContent,
+          shown: li.querySelector(".text")?.textContent === "a" + "ü".repeat(2047), characters: li.textContent.length,
+          out: ${entry("out")}.querySelector(".text")?.textContent.length,
+        };
+      })()`);
+      assert.deepEqual(shown, {
+        size: "1048576 B",
+        cut: "true",
+        more: "Showing the first 4,095 of 1,048,576 bytes.Show allCopy",
+        shown: true,
+        characters: shown.characters,
+        out: 2048,
+      });
+      assert.ok((shown.characters as number) < 2200, `no wall of text: ${shown.characters} characters`);
+      assert.equal(await page.evaluate(`hubbub.cutText("😀".repeat(2000)).length`), 2048, "4-byte characters");
+
+      const expand = `${entry("in")}.querySelector(".expand")`;
+      const length = `${entry("in")}.querySelector(".text").textContent.length`;
+      await page.evaluate(`${expand}.click()`);
+      assert.deepEqual(
+        await page.evaluate(`[${length}, ${expand}.getAttribute("aria-expanded"), ${expand}.textContent]`),
+        [524289, "true", "Show less"],
+      );
+      await page.evaluate(`${expand}.click()`);
+      assert.deepEqual(await page.evaluate(`[${length}, ${expand}.textContent]`), [2048, "Show all"]);
+
+      await page.evaluate(`${entry("in")}.querySelector(".copy").click()`);
+      await page.waitFor(`${entry("in")}.querySelector(".copy").textContent === "Copied"`);
+      assert.equal(await page.evaluate(`navigator.clipboard.readText().then((copied) => copied === ${text})`), true);
+      await page.close();
+    });
+
+    await t.step("Enter on an empty composer sends nothing; the Send button sends an empty message", async () => {
+      const page = await browser!.newPage(`${server.url}/echo`);
+      await connectPage(page);
+      await focus(page, "#message");
+      await page.pressEnter();
+      await page.insertText("after");
+      await page.pressEnter();
+      await waitForEntry(page, "in", "after");
+      const bodies = (dir: string) =>
+        page.evaluate<string[]>(
+          `[...document.querySelectorAll('#log li[data-dir="${dir}"] .body')].map((b) => b.textContent)`,
+        );
+      assert.deepEqual(await bodies("out"), ["after"], "the empty Enter sent nothing");
+      await page.evaluate(`document.querySelector("#send").click()`);
+      const empty = await page.waitFor<Entry>(
+        entryExpression("in", `body === "" && li.querySelector(".size").textContent === "0 B"`),
+      );
+      assert.equal(empty.kind, "text");
+      assert.deepEqual(await bodies("out"), ["after", ""]);
+      assert.match(
+        await page.evaluate<string>(`document.querySelector("#message-hint").textContent.replace(/\\s+/g, " ")`),
+        /Enter on an empty box sends nothing, the Send button sends an empty message/,
+      );
+      assert.match(await page.evaluate<string>(`document.querySelector("#send").title`), /empty message/);
+      await page.close();
+    });
+
+    await t.step("a refused handshake lists the likely causes, and the rules the server itself has on", async () => {
+      const page = await browser!.newPage(`${guarded.url}/rooms/lobby`);
+      assert.equal(
+        await page.evaluate(`document.documentElement.outerHTML.includes("s3cret-token")`),
+        false,
+        "the page never carries the token",
+      );
+      const missing = await refusal(page);
+      assert.equal(missing.code, "1006");
+      assert.match(missing.hint, /^This server requires a token: add \?token=<token> to the URL\.\n/);
+      await page.evaluate(`document.querySelector("#url").value += "?token=wrong"`);
+      assert.match((await refusal(page)).hint, /^This server requires a token: check the \?token= in the URL\.\n/);
+      await page.close();
+
+      const open = await browser!.newPage(`${server.url}/`);
+      await open.evaluate(`document.querySelector("#url").value = ${JSON.stringify(`${wsBase}/nope`)}`);
+      const plain = await refusal(open);
+      assert.equal(plain.code, "1006");
+      assert.match(
+        plain.hint,
+        /^The connection was refused or failed; likely causes \(browsers hide the HTTP status\):/,
+      );
+      assert.match(plain.hint, /a wrong path or room name: the server has \/, \/echo and \/rooms\/<name>/);
+      assert.match(plain.hint, /the server is full/);
+      assert.doesNotMatch(plain.hint, /token|origin/, "this server has no token or origin rule");
+      // Pointed at another server, the page knows nothing of its rules: every cause is listed.
+      await open.evaluate(
+        `document.querySelector("#url").value = ${JSON.stringify(`${guarded.url.replace(/^http/, "ws")}/`)}`,
+      );
+      const elsewhere = await refusal(open);
+      assert.match(elsewhere.hint, /a token is required: add \?token=<token> to the URL/);
+      assert.match(elsewhere.hint, /this page's origin is not allowed by the server/);
+      await open.close();
+
+      // A server that accepts TCP and never answers: Disconnect while connecting is the page's own doing, no refusal.
+      const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const accepted = silent.accept();
+      try {
+        const waiting = await browser!.newPage(`${server.url}/echo`);
+        await waiting.evaluate(`document.querySelector("#url").value = "ws://127.0.0.1:${silent.addr.port}/";
+          document.querySelector("#connect").click()`);
+        await waiting.waitFor(`document.querySelector("#status").dataset.state === "connecting"`);
+        await waiting.evaluate(`document.querySelector("#disconnect").click()`);
+        await waiting.waitFor(`document.querySelector('#log li[data-event="close"]')`);
+        await frames(waiting);
+        assert.equal(await waiting.evaluate(`document.querySelectorAll('#log li[data-event="refused"]').length`), 0);
+        await waiting.close();
+      } finally {
+        (await accepted).close();
+        silent.close();
+      }
+
+      const strict = await browser!.newPage(`${picky.url}/`);
+      const origin = await refusal(strict);
+      assert.match(origin.hint, /^This server only accepts pages from the origins it allows \(--allowed-origin\)/);
+      assert.doesNotMatch(origin.hint, /token/);
+      await strict.close();
+    });
+
+    await t.step("disabled buttons keep 4.5:1 text contrast in dark mode and light", async () => {
+      const page = await browser!.newPage(`${server.url}/echo`);
+      await page.setViewport(900, 700);
+      await connectPage(page);
+      for (const scheme of ["dark", "light"] as const) {
+        await page.setColorScheme(scheme);
+        await frames(page);
+        assert.equal(await page.evaluate(`document.querySelector("#connect").disabled`), true);
+        const ratio = await contrastOf(page, "#connect");
+        assert.ok(ratio >= 4.5, `disabled Connect in ${scheme} mode: ${ratio.toFixed(2)}:1`);
+      }
+      await page.setColorScheme("dark");
+      await page.screenshot(`${SCREENSHOTS}disabled-dark-900.png`);
+      await page.evaluate(`document.querySelector("#disconnect").click()`);
+      await page.waitFor(`document.querySelector("#status").dataset.state === "closed"`);
+      for (const selector of ["#send", "#disconnect"]) {
+        const ratio = await contrastOf(page, selector);
+        assert.ok(ratio >= 4.5, `disabled ${selector} in dark mode: ${ratio.toFixed(2)}:1`);
+      }
+      await page.close();
+    });
+  } finally {
+    if (sender && sender.readyState !== WebSocket.CLOSED) {
+      const closed = new Promise((resolve) => sender!.onclose = resolve);
+      sender.close();
+      await closed;
+    }
+    await browser?.close();
+    await Promise.all([server.shutdown(), guarded.shutdown(), picky.shutdown()]);
+  }
+});

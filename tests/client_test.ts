@@ -6,13 +6,20 @@
  */
 
 import assert from "node:assert/strict";
-import { CLIENT_USAGE, EXIT_CODE, runClient } from "../lib/client/cli.ts";
+import { CERTIFICATE_COMMAND, CLIENT_USAGE, EXIT_CODE, INSECURE_WARNING, runClient } from "../lib/client/cli.ts";
 import type { Engine, ServerOptions } from "../lib/config.ts";
+import { connectWebSocket } from "../lib/client/ws_client.ts";
 import { computeAcceptKey } from "../lib/ws/http1.ts";
 import type { HubbubServer } from "../lib/server.ts";
 import { engineTest, eventually, startServer, TestClient } from "./_harness.ts";
 import { runMain } from "./_process.ts";
-import { selfSignedCertificate, writeCertificate } from "./_tls.ts";
+import {
+  basicConstraints,
+  caTrueCertificate,
+  certificateFromCommand,
+  selfSignedCertificate,
+  writeCertificate,
+} from "./_tls.ts";
 
 const encoder = new TextEncoder();
 
@@ -161,6 +168,8 @@ Deno.test("runClient() exits 2 on a bad flag, a missing URL, a bad --wait or --h
     [["--wait=-1", "ws://x"], '--wait must be a number of seconds, 0 or more, or "inf": -1'],
     [["-H", "no colon", "ws://x"], 'Invalid --header, expected "Name: value": no colon'],
     [["-H", "Origin: a", "-o", "b", "ws://x"], "--origin conflicts with an Origin --header: give one of them"],
+    [["-k", "ws://x"], "--insecure only applies to wss:// URLs: ws://x"],
+    [["--insecure", "--ca", "cert.pem", "wss://x"], "--ca conflicts with --insecure: give one of them"],
   ];
   for (const [args, reason] of cases) {
     const result = await run(args);
@@ -403,7 +412,7 @@ engineTest(
           untrusted.stderr,
           /^hubbub client: Could not connect to wss:\/\/.+: .*(certificate|UnknownIssuer)/i,
         );
-        assert.match(untrusted.stderr, /\(--ca FILE trusts a self-signed certificate\)\n$/);
+        assert.match(untrusted.stderr, /\(--ca FILE trusts a self-signed certificate; -k skips the check\)\n$/);
       }, { cert: certificate.cert, key: certificate.key });
     } finally {
       await files.remove();
@@ -467,6 +476,171 @@ Deno.test("runClient() exits 3 naming the failure when the server breaks the pro
     );
   } finally {
     await serving;
+    listener.close();
+  }
+});
+
+/** Runs `body` with the certificate written to files and a server (on `engine`) serving it, then cleans up both. */
+async function withTlsServer(
+  engine: Engine,
+  certificate: { cert: string; key: string },
+  body: (wss: string, certFile: string) => Promise<void>,
+): Promise<void> {
+  const files = await writeCertificate(certificate);
+  try {
+    await withServer(engine, (_server, wss) => body(wss, files.certFile), certificate);
+  } finally {
+    await files.remove();
+  }
+}
+
+engineTest(
+  "runClient() --ca with a CA:TRUE certificate exits 1 with one line saying why and the openssl command that works",
+  async (engine) => {
+    const certificate = await caTrueCertificate();
+    assert.equal(await basicConstraints(certificate), "CA:TRUE", "the usual one-liner makes a CA certificate");
+    await withTlsServer(engine, certificate, async (wss, certFile) => {
+      const result = await run(["--ca", certFile, `${wss}/echo`], "over TLS\n");
+      assert.equal(result.code, EXIT_CODE.ConnectFailed);
+      assert.equal(result.stdout, "");
+      assert.equal(result.stderr.split("\n").length, 2, `one line: ${result.stderr}`);
+      assert.equal(
+        result.stderr,
+        `hubbub client: Could not connect to ${wss}/echo: the server's certificate is a CA certificate (CA:TRUE, ` +
+          "OpenSSL 3's default), which Deno refuses as a server's own (CaUsedAsEndEntity); make one for a server " +
+          `with: ${CERTIFICATE_COMMAND} and trust it with --ca cert.pem (or skip the check with -k)\n`,
+      );
+    });
+  },
+);
+
+Deno.test({
+  name: "The README's certificate one-liner is the CLI's, and --ca, curl --cacert and Python's ssl all accept it",
+  sanitizeOps: true,
+  sanitizeResources: true,
+}, async () => {
+  const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+  const commands = readme.split("\n").filter((line) => line.startsWith("openssl req -x509"));
+  assert.deepEqual(commands, [CERTIFICATE_COMMAND], "the README gives the one-liner the CLI prints");
+  assert.match(CERTIFICATE_COMMAND, / -addext basicConstraints=critical,CA:FALSE -addext extendedKeyUsage=serverAuth /);
+  const certificate = await certificateFromCommand(CERTIFICATE_COMMAND);
+  assert.equal(await basicConstraints(certificate), "CA:FALSE");
+  await withTlsServer("deno", certificate, async (wss, certFile) => {
+    const port = new URL(wss).port;
+    const ours = await run(["--ca", certFile, "--wait", "0.2", `wss://localhost:${port}/echo`], "over TLS\n");
+    assert.equal(ours.code, EXIT_CODE.Ok, ours.stderr);
+    assert.equal(ours.stdout, "over TLS\n");
+
+    const curl = await new Deno.Command("curl", {
+      args: ["--silent", "--show-error", "--cacert", certFile, `https://localhost:${port}/healthz`],
+    }).output();
+    assert.equal(curl.code, 0, new TextDecoder().decode(curl.stderr));
+    assert.match(new TextDecoder().decode(curl.stdout), /"status":"ok"/);
+
+    const python = await new Deno.Command(Deno.env.get("HUBBUB_PYTHON") ?? "/usr/bin/python3", {
+      args: [
+        "-c",
+        "import socket, ssl, sys\n" +
+        "context = ssl.create_default_context(cafile=sys.argv[1])\n" +
+        "with context.wrap_socket(socket.create_connection(('localhost', int(sys.argv[2]))), " +
+        "server_hostname='localhost') as tls: print(tls.version())",
+        certFile,
+        port,
+      ],
+    }).output();
+    assert.equal(python.code, 0, new TextDecoder().decode(python.stderr));
+    assert.match(new TextDecoder().decode(python.stdout), /^TLSv1\.[23]\n$/);
+  });
+});
+
+engineTest("runClient() -k connects to a CA:TRUE certificate and warns on stderr every time", async (engine) => {
+  await withTlsServer(engine, await caTrueCertificate(), async (wss) => {
+    for (const flag of ["-k", "--insecure"]) {
+      const result = await run([flag, "--wait", "0.2", `${wss}/echo`], "not verified\n");
+      assert.equal(result.code, EXIT_CODE.Ok, result.stderr);
+      assert.equal(result.stdout, "not verified\n");
+      assert.equal(result.stderr, `hubbub client: ${INSECURE_WARNING}\n`);
+    }
+  });
+});
+
+engineTest("runClient() without -k refuses a certificate that --ca does not vouch for", async (engine) => {
+  // Two runs of the one-liner: both good server certificates for localhost, but --ca names the other one.
+  const [served, other] = await Promise.all([
+    certificateFromCommand(CERTIFICATE_COMMAND),
+    certificateFromCommand(CERTIFICATE_COMMAND),
+  ]);
+  const otherFiles = await writeCertificate(other);
+  try {
+    await withTlsServer(engine, served, async (wss) => {
+      for (const args of [["--ca", otherFiles.certFile], []]) {
+        const result = await run([...args, `${wss}/echo`], "over TLS\n");
+        assert.equal(result.code, EXIT_CODE.ConnectFailed, args.join(" "));
+        assert.equal(result.stdout, "");
+        assert.match(
+          result.stderr,
+          /^hubbub client: Could not connect to wss:.*: invalid peer certificate: .* \(--ca FILE trusts a self-signed certificate; -k skips the check\)\n$/,
+        );
+      }
+    });
+  } finally {
+    await otherFiles.remove();
+  }
+});
+
+Deno.test({
+  name: "hubbub client (spawned): deno task client -k works with the task's permissions and prints the warning",
+  sanitizeOps: true,
+  sanitizeResources: true,
+}, async () => {
+  await withTlsServer("deno", await caTrueCertificate(), async (wss) => {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["task", "client", "-k", "--wait", "0.2", `${wss}/echo`],
+      cwd: new URL("..", import.meta.url).pathname,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const writer = child.stdin.getWriter();
+    await writer.write(encoder.encode("hi\n"));
+    await writer.close();
+    const { code, stdout, stderr } = await child.output();
+    const errors = new TextDecoder().decode(stderr);
+    assert.equal(code, EXIT_CODE.Ok, errors);
+    assert.equal(new TextDecoder().decode(stdout), "hi\n");
+    assert.match(errors, new RegExp(`^hubbub client: ${INSECURE_WARNING.replace(/[.()]/g, "\\$&")}\n`, "m"));
+  });
+});
+
+Deno.test({
+  name: "connectWebSocket() without certificate checks still times out, and leaks nothing, when TLS never answers",
+  sanitizeOps: true,
+  sanitizeResources: true,
+}, async () => {
+  // A listener that accepts and never speaks: the TLS handshake hangs until the handshake timeout cuts it.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted = listener.accept();
+  try {
+    await assert.rejects(
+      connectWebSocket(`wss://127.0.0.1:${listener.addr.port}/`, {
+        unsafelyIgnoreCertificateErrors: true,
+        timeoutMs: 200,
+      }),
+      (error: Error) => error.name === "TimeoutError",
+    );
+    const abort = new AbortController();
+    const connecting = connectWebSocket(`wss://127.0.0.1:${listener.addr.port}/`, {
+      unsafelyIgnoreCertificateErrors: true,
+      signal: abort.signal,
+    });
+    abort.abort(new Error("stop"));
+    await assert.rejects(connecting, /^Error: stop$/);
+    await assert.rejects(
+      connectWebSocket("wss://x/", { unsafelyIgnoreCertificateErrors: true, caCerts: ["pem"] }),
+      /caCerts conflicts with unsafelyIgnoreCertificateErrors/,
+    );
+  } finally {
+    (await accepted).close();
     listener.close();
   }
 });

@@ -17,9 +17,14 @@
  * | 2    | usage error: bad flag, missing URL, URL that is not ws:// or wss://                            |
  * | 3    | closed abnormally: no close frame (1006), a protocol failure (1002…), any other server code    |
  *
- * The transport is Hubbub's own client (`lib/ws_client.ts`), not Deno's `WebSocket`: that one cannot send a ping
- * frame, reports a refused handshake only as `Invalid status code: 404` (no body), and cannot trust an extra CA, so
- * `/ping`, the server's one-line refusal reason and `--ca` would be impossible.
+ * The transport is Hubbub's own client (`lib/client/ws_client.ts`), not Deno's `WebSocket`: that one cannot send a
+ * ping frame, reports a refused handshake only as `Invalid status code: 404` (no body), and cannot trust an extra CA,
+ * so `/ping`, the server's one-line refusal reason and `--ca` would be impossible.
+ *
+ * Certificates: `--ca FILE` trusts more certificates on top of Deno's roots. Deno (rustls) checks a server's
+ * certificate more strictly than OpenSSL does and refuses one marked `CA:TRUE`, which is what OpenSSL 3's usual
+ * self-signed one-liner makes; the client then says so in one line and prints {@linkcode CERTIFICATE_COMMAND}.
+ * `-k`/`--insecure` skips the check altogether, with {@linkcode INSECURE_WARNING} on stderr every time.
  *
  * @example Pipe mode
  * ```sh
@@ -52,6 +57,19 @@ export const EXIT_CODE = {
 /** One of the codes in {@linkcode EXIT_CODE}. */
 export type ExitCode = typeof EXIT_CODE[keyof typeof EXIT_CODE];
 
+/**
+ * The openssl one-liner that makes a self-signed certificate every client accepts, Deno included: the two `-addext`
+ * flags after the names mark it as a server's own certificate (`CA:FALSE`, `serverAuth`), where OpenSSL 3 would
+ * otherwise mark it `CA:TRUE`. The README gives the same line.
+ */
+export const CERTIFICATE_COMMAND = "openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj /CN=localhost " +
+  "-addext subjectAltName=DNS:localhost,IP:127.0.0.1 -addext basicConstraints=critical,CA:FALSE " +
+  "-addext extendedKeyUsage=serverAuth -keyout key.pem -out cert.pem";
+
+/** What `-k`/`--insecure` prints on stderr, every time, before it connects. */
+export const INSECURE_WARNING = "WARNING: --insecure: the server's certificate is not checked, so anyone on the " +
+  "network path can read and change this connection";
+
 /** The `hubbub client --help` text. */
 export const CLIENT_USAGE = `Usage: hubbub client [options] <ws://host:port/path | wss://...>
 
@@ -66,6 +84,8 @@ Options:
   -w, --wait SECONDS          after stdin ends, wait this long for replies before closing;
                               "inf" waits until the server closes (default 1)
       --ca FILE               also trust the PEM certificate(s) in FILE for wss:// (e.g. self-signed)
+  -k, --insecure              wss:// without checking the server's certificate (trying things out
+                              only: anyone on the path can read and change the connection)
   -h, --help                  show this help
 
 Interactive commands: /ping [text] (prints the round-trip time), /close [code] [reason],
@@ -83,6 +103,10 @@ Examples:
   hubbub client -H "Authorization: Bearer secret" ws://localhost:8765/rooms/lobby
   hubbub client --wait inf ws://localhost:8765/rooms/lobby < /dev/null > lobby.log
   hubbub client --ca cert.pem wss://localhost:8765/echo
+  hubbub client -k wss://localhost:8765/echo
+
+A self-signed certificate every client accepts, Deno included (for --cert/--key and --ca):
+  ${CERTIFICATE_COMMAND}
 `;
 
 /** The streams and terminal flag {@linkcode runClient} uses; tests inject their own. */
@@ -133,6 +157,7 @@ export async function runClient(args: string[], options: ClientIO = {}): Promise
       }
       caCerts = ca;
     }
+    if (parsed.insecure) stderr.write(`hubbub client: ${INSECURE_WARNING}\n`);
     const realStdin = options.stdin === undefined;
     const interactive = options.isTerminal ?? (realStdin && Deno.stdin.isTerminal());
     const connection = await connect(parsed, caCerts);
@@ -167,6 +192,8 @@ interface ClientArgs {
   waitMs: number;
   /** `--ca`: a PEM file of certificates to trust for wss://. */
   caFile?: string;
+  /** `-k`/`--insecure`: skip checking the server's certificate. */
+  insecure: boolean;
 }
 
 /** Default for `--wait`: long enough for a local echo or room fan-out to come back, short enough not to annoy. */
@@ -190,6 +217,7 @@ function parseClientArgs(args: string[]): ClientArgs | "help" | string {
         origin: { type: "string", short: "o" },
         wait: { type: "string", short: "w" },
         ca: { type: "string" },
+        insecure: { type: "boolean", short: "k" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -209,6 +237,9 @@ function parseClientArgs(args: string[]): ClientArgs | "help" | string {
   }
   if (url.protocol !== "ws:" && url.protocol !== "wss:") return `Not a ws:// or wss:// URL: ${raw}`;
   if (values.ca !== undefined && url.protocol !== "wss:") return `--ca only applies to wss:// URLs: ${raw}`;
+  if (values.insecure && url.protocol !== "wss:") return `--insecure only applies to wss:// URLs: ${raw}`;
+  // Trusting a certificate and trusting any certificate contradict each other: say so rather than pick one.
+  if (values.insecure && values.ca !== undefined) return "--ca conflicts with --insecure: give one of them";
 
   const headers: [string, string][] = [];
   for (const header of values.header ?? []) {
@@ -234,7 +265,14 @@ function parseClientArgs(args: string[]): ClientArgs | "help" | string {
     if (!(seconds >= 0)) return `--wait must be a number of seconds, 0 or more, or "inf": ${values.wait}`;
     waitMs = seconds * 1000 > MAX_TIMER_MS ? Infinity : seconds * 1000;
   }
-  return { url: url.href, headers, protocols: values.subprotocol ?? [], waitMs, caFile: values.ca };
+  return {
+    url: url.href,
+    headers,
+    protocols: values.subprotocol ?? [],
+    waitMs,
+    caFile: values.ca,
+    insecure: values.insecure ?? false,
+  };
 }
 
 /** Reads the `--ca` file: its PEM certificates, or a one-line reason it cannot be used. */
@@ -263,7 +301,12 @@ interface Connection {
 /** Opens the socket; resolves once it is open, or with a one-line reason why it could not be. */
 async function connect(args: ClientArgs, caCerts: string[] | undefined): Promise<Connection | { failure: string }> {
   try {
-    const socket = await connectWebSocket(args.url, { protocols: args.protocols, headers: args.headers, caCerts });
+    const socket = await connectWebSocket(args.url, {
+      protocols: args.protocols,
+      headers: args.headers,
+      caCerts,
+      unsafelyIgnoreCertificateErrors: args.insecure,
+    });
     return { socket, url: args.url, closed: socket.closed };
   } catch (error) {
     return { failure: describeConnectError(args.url, error as Error) };
@@ -283,7 +326,14 @@ function describeConnectError(url: string, error: Error): string {
     return `Cannot open a WebSocket to ${url}: ${error.message}`;
   }
   const message = error.message || String(error);
-  const hint = /certificate|UnknownIssuer/i.test(message) ? " (--ca FILE trusts a self-signed certificate)" : "";
+  if (message.includes("CaUsedAsEndEntity")) {
+    return `Could not connect to ${url}: the server's certificate is a CA certificate (CA:TRUE, OpenSSL 3's ` +
+      "default), which Deno refuses as a server's own (CaUsedAsEndEntity); make one for a server with: " +
+      `${CERTIFICATE_COMMAND} and trust it with --ca cert.pem (or skip the check with -k)`;
+  }
+  const hint = /certificate|UnknownIssuer/i.test(message)
+    ? " (--ca FILE trusts a self-signed certificate; -k skips the check)"
+    : "";
   return `Could not connect to ${url}: ${message}${hint}`;
 }
 

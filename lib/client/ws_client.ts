@@ -7,6 +7,11 @@
  * `Invalid status code: 404`, without the server's one-line reason. This client does both, and can trust an extra CA
  * for `wss://` (`caCerts`), which `WebSocket` cannot be told in-process.
  *
+ * `unsafelyIgnoreCertificateErrors` (the CLI's `-k`) goes through `node:tls` with `rejectUnauthorized: false`: Deno's
+ * own `Deno.connectTls`/`Deno.startTls` can skip only the host name check, and the runtime flag
+ * `--unsafely-ignore-certificate-errors` would have to be given to `deno` itself (a compiled binary has it baked in or
+ * not at all). `node:tls` ships with Deno, needs only `--allow-net`, and works the same in a compiled binary.
+ *
  * @example Echo one message
  * ```ts ignore
  * import { connectWebSocket } from "./ws_client.ts";
@@ -21,7 +26,9 @@
  * @module
  */
 
-import { concatBytes, writeAll } from "../bytes.ts";
+import { isIP } from "node:net";
+import { connect as connectNodeTls, type TLSSocket } from "node:tls";
+import { concatBytes } from "../bytes.ts";
 import { CLOSE_CODE, isSendableCloseCode, MAX_CLOSE_REASON_BYTES } from "../ws/close_code.ts";
 import { encodeBinary, encodePing, encodeText, MAX_CONTROL_PAYLOAD_BYTES } from "../ws/frame.ts";
 import { computeAcceptKey, parseResponseHead, type ResponseHead } from "../ws/http1.ts";
@@ -48,6 +55,14 @@ export interface ConnectOptions {
    * @default {[]}
    */
   caCerts?: string[];
+  /**
+   * Skip checking the server's certificate for `wss://`, like curl's `--insecure`: any certificate for any name is
+   * accepted, so anyone on the network path can read and change the connection. For trying out a server whose
+   * certificate cannot be fixed; may not be combined with `caCerts`.
+   *
+   * @default {false}
+   */
+  unsafelyIgnoreCertificateErrors?: boolean;
   /** Aborts connecting and the opening handshake (not the open connection); rejects with the signal's reason. */
   signal?: AbortSignal;
   /**
@@ -193,6 +208,10 @@ export async function connectWebSocket(url: string | URL, options: ConnectOption
   if (!Number.isSafeInteger(maxMessageBytes) || maxMessageBytes < 0) {
     throw new RangeError(`maxMessageBytes must be a non-negative safe integer: ${maxMessageBytes}`);
   }
+  const insecure = options.unsafelyIgnoreCertificateErrors ?? false;
+  if (insecure && (options.caCerts?.length ?? 0) > 0) {
+    throw new TypeError("caCerts conflicts with unsafelyIgnoreCertificateErrors: give one of them");
+  }
   const protocols = options.protocols ?? [];
   for (const protocol of protocols) {
     if (!TOKEN.test(protocol)) throw new TypeError(`Invalid subprotocol name: ${JSON.stringify(protocol)}`);
@@ -217,7 +236,7 @@ export async function connectWebSocket(url: string | URL, options: ConnectOption
   // One abort for everything: the timeout, the caller's signal. It cancels the TCP connect, and closing the
   // connection fails whichever read or write the handshake is waiting on.
   const abort = new AbortController();
-  let conn: Deno.Conn | undefined;
+  let conn: ByteConn | undefined;
   const stop = (reason: unknown) => {
     abort.abort(reason);
     closeQuietly(conn);
@@ -232,14 +251,20 @@ export async function connectWebSocket(url: string | URL, options: ConnectOption
     options.signal?.throwIfAborted();
     const hostname = target.hostname.startsWith("[") ? target.hostname.slice(1, -1) : target.hostname;
     const port = target.port === "" ? (secure ? 443 : 80) : Number(target.port);
-    conn = await Deno.connect({ hostname, port, signal: abort.signal });
-    abort.signal.throwIfAborted();
-    if (secure) {
-      // startTls rather than connectTls: the TLS handshake then runs under our first write, which the abort can cut.
-      conn = await Deno.startTls(conn as Deno.TcpConn, { hostname, caCerts: options.caCerts });
+    if (secure && insecure) {
+      conn = await connectInsecureTls(hostname, port, abort.signal);
+    } else {
+      conn = await Deno.connect({ hostname, port, signal: abort.signal });
       abort.signal.throwIfAborted();
+      if (secure) {
+        // startTls, not connectTls: the TLS handshake then runs under our first write, which the abort can cut.
+        conn = await Deno.startTls(conn as Deno.TcpConn, { hostname, caCerts: options.caCerts });
+        abort.signal.throwIfAborted();
+      }
     }
-    await writeAll(conn, latin1(head));
+    const request = latin1(head);
+    // A write may take fewer bytes than given: go on from where it stopped.
+    for (let offset = 0; offset < request.length;) offset += await conn.write(request.subarray(offset));
     const { response, rest } = await readResponseHead(conn);
     if (response.status !== 101) {
       throw new WebSocketHandshakeError(response.status, await refusalDetail(conn, response, rest));
@@ -260,7 +285,7 @@ export async function connectWebSocket(url: string | URL, options: ConnectOption
 }
 
 /** Reads until a whole response head arrived; returns it and whatever bytes followed it in the same reads. */
-async function readResponseHead(conn: Deno.Conn): Promise<{ response: ResponseHead; rest: Uint8Array }> {
+async function readResponseHead(conn: ByteConn): Promise<{ response: ResponseHead; rest: Uint8Array }> {
   let bytes: Uint8Array = new Uint8Array(0);
   const buffer = new Uint8Array(4096);
   for (;;) {
@@ -282,7 +307,7 @@ async function readResponseHead(conn: Deno.Conn): Promise<{ response: ResponseHe
  * The first line of a refusal's body (bounded by Content-Length and {@linkcode MAX_ERROR_BODY_BYTES}), or the status
  * text when the body is empty, HTML, or does not arrive in time: the error must show the status whatever happens.
  */
-async function refusalDetail(conn: Deno.Conn, response: ResponseHead, rest: Uint8Array): Promise<string> {
+async function refusalDetail(conn: ByteConn, response: ResponseHead, rest: Uint8Array): Promise<string> {
   const length = response.headers.get("content-length");
   const type = response.headers.get("content-type") ?? "";
   let body = rest;
@@ -344,7 +369,7 @@ class Client implements WebSocketClient {
   onerror: ((error: Error) => void) | null = null;
   readonly closed: Promise<WebSocketClosed>;
 
-  readonly #conn: Deno.Conn;
+  readonly #conn: ByteConn;
   readonly #protocol: ServerProtocol;
   #state: WebSocketClientState = "open";
   #resolveClosed!: (closed: WebSocketClosed) => void;
@@ -363,7 +388,7 @@ class Client implements WebSocketClient {
   #pings: PendingPing[] = [];
   #pingCount = 0;
 
-  constructor(conn: Deno.Conn, url: string, protocol: string, early: Uint8Array, maxMessageBytes: number) {
+  constructor(conn: ByteConn, url: string, protocol: string, early: Uint8Array, maxMessageBytes: number) {
     this.#conn = conn;
     this.url = url;
     this.protocol = protocol;
@@ -581,10 +606,118 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
-function closeQuietly(conn: Deno.Conn | undefined): void {
+function closeQuietly(conn: ByteConn | undefined): void {
   try {
     conn?.close();
   } catch {
     // Already closed.
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// TLS without checking the certificate (`unsafelyIgnoreCertificateErrors`)
+
+/** The part of `Deno.Conn` the client uses; a `node:tls` socket is adapted to it. */
+interface ByteConn {
+  read(buffer: Uint8Array): Promise<number | null>;
+  write(bytes: Uint8Array): Promise<number>;
+  close(): void;
+}
+
+/** Opens TLS to `hostname:port` accepting any certificate; rejects with the signal's reason when it aborts. */
+function connectInsecureTls(hostname: string, port: number, signal: AbortSignal): Promise<ByteConn> {
+  signal.throwIfAborted();
+  return new Promise((resolve, reject) => {
+    // SNI carries host names only (RFC 6066 §3); Node warns when given an IP address.
+    const servername = isIP(hostname) === 0 ? hostname : undefined;
+    const socket = connectNodeTls({ host: hostname, port, servername, rejectUnauthorized: false });
+    const settle = (error?: unknown) => {
+      signal.removeEventListener("abort", onAbort);
+      socket.off("error", settle);
+      socket.off("secureConnect", onConnect);
+      if (error === undefined) return resolve(new NodeTlsConn(socket));
+      socket.destroy();
+      reject(error);
+    };
+    const onAbort = () => settle(signal.reason);
+    const onConnect = () => settle();
+    signal.addEventListener("abort", onAbort, { once: true });
+    socket.once("error", settle);
+    socket.once("secureConnect", onConnect);
+  });
+}
+
+/**
+ * A `node:tls` socket behind the {@linkcode ByteConn} methods. Reading drives the flow as with `Deno.Conn`: the
+ * socket is paused after each chunk and resumed only when a read finds nothing buffered, so at most one chunk waits.
+ */
+class NodeTlsConn implements ByteConn {
+  readonly #socket: TLSSocket;
+  #chunks: Uint8Array[] = [];
+  #ended = false;
+  #error: Error | undefined;
+  #wake: (() => void) | undefined;
+  /** Writes in flight, failed when the socket closes under them (a destroyed socket may never call back). */
+  #writes = new Set<(error: Error) => void>();
+
+  constructor(socket: TLSSocket) {
+    this.#socket = socket;
+    socket.on("data", (chunk: Uint8Array) => {
+      this.#chunks.push(chunk);
+      socket.pause();
+      this.#notify();
+    });
+    socket.on("end", () => this.#end());
+    socket.on("close", () => this.#end());
+    socket.on("error", (error: Error) => {
+      this.#error ??= error;
+      this.#end();
+    });
+  }
+
+  async read(buffer: Uint8Array): Promise<number | null> {
+    while (this.#chunks.length === 0) {
+      if (this.#error !== undefined) throw this.#error;
+      if (this.#ended) return null;
+      this.#socket.resume();
+      await new Promise<void>((resolve) => this.#wake = resolve);
+    }
+    const chunk = this.#chunks[0];
+    const n = Math.min(chunk.length, buffer.length);
+    buffer.set(chunk.subarray(0, n));
+    if (n === chunk.length) this.#chunks.shift();
+    else this.#chunks[0] = chunk.subarray(n);
+    return n;
+  }
+
+  write(bytes: Uint8Array): Promise<number> {
+    if (this.#ended) return Promise.reject(this.#error ?? new Error("The connection is closed"));
+    return new Promise((resolve, reject) => {
+      this.#writes.add(reject);
+      this.#socket.write(bytes, (error) => {
+        this.#writes.delete(reject);
+        if (error) reject(error);
+        else resolve(bytes.length);
+      });
+    });
+  }
+
+  close(): void {
+    this.#socket.destroy();
+    this.#end();
+  }
+
+  #end(): void {
+    this.#ended = true;
+    const writes = [...this.#writes];
+    this.#writes.clear();
+    for (const reject of writes) reject(this.#error ?? new Error("The connection closed during a write"));
+    this.#notify();
+  }
+
+  #notify(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
   }
 }

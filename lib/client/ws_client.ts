@@ -28,10 +28,10 @@
 
 import { isIP } from "node:net";
 import { connect as connectNodeTls, type TLSSocket } from "node:tls";
-import { concatBytes } from "../bytes.ts";
+import { concatBytes, GrowableBytes } from "../bytes.ts";
 import { CLOSE_CODE, isSendableCloseCode, MAX_CLOSE_REASON_BYTES } from "../ws/close_code.ts";
 import { encodeBinary, encodePing, encodeText, MAX_CONTROL_PAYLOAD_BYTES } from "../ws/frame.ts";
-import { computeAcceptKey, parseResponseHead, type ResponseHead } from "../ws/http1.ts";
+import { computeAcceptKey, findHeadEnd, parseResponseHead, type ResponseHead } from "../ws/http1.ts";
 import type { Message } from "../hub/peer.ts";
 import { ServerProtocol } from "../ws/protocol.ts";
 
@@ -286,17 +286,22 @@ export async function connectWebSocket(url: string | URL, options: ConnectOption
 
 /** Reads until a whole response head arrived; returns it and whatever bytes followed it in the same reads. */
 async function readResponseHead(conn: ByteConn): Promise<{ response: ResponseHead; rest: Uint8Array }> {
-  let bytes: Uint8Array = new Uint8Array(0);
+  const head = new GrowableBytes(4096);
   const buffer = new Uint8Array(4096);
-  for (;;) {
+  for (let scanned = 0;;) {
     const n = await conn.read(buffer);
     if (n === null) {
       throw new WebSocketHandshakeError(
         0,
-        `Server closed the connection during the handshake after ${bytes.length} bytes`,
+        `Server closed the connection during the handshake after ${head.length} bytes`,
       );
     }
-    bytes = concatBytes(bytes, buffer.subarray(0, n));
+    head.append(buffer.subarray(0, n));
+    const bytes = head.view();
+    // A server that trickles its head a byte at a time costs a scan of the new bytes, not a parse of them all.
+    const complete = findHeadEnd(bytes, scanned - 3) >= 0 || bytes.length >= MAX_HEAD_BYTES;
+    scanned = bytes.length;
+    if (!complete) continue;
     const parsed = parseResponseHead(bytes, { maxHeadBytes: MAX_HEAD_BYTES });
     if (parsed.kind === "error") throw new WebSocketHandshakeError(0, `Invalid HTTP response: ${parsed.reason}`);
     if (parsed.kind === "response") return { response: parsed, rest: bytes.subarray(parsed.headLength) };

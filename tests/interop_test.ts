@@ -44,7 +44,9 @@ async def main(url):
         out["pong_ms"] = (time.monotonic() - started) * 1000
         await ws.send("bye")
         out["last"] = await ws.recv()
+        await ws.close(4000, "bye")
     out["close_code"] = ws.close_code
+    out["close_reason"] = ws.close_reason
     print(json.dumps(out))
 
 asyncio.run(main(sys.argv[1]))
@@ -62,7 +64,9 @@ engineTest("Python's websockets: chat room round trip, binary, order, ping and a
   assert.deepEqual(result.burst, Array.from({ length: 200 }, (_, i) => `m${i}`));
   assert.ok(result.pong_ms >= 0);
   assert.equal(result.last, "bye");
-  assert.equal(result.close_code, 1000);
+  // Both engines answer a client's close with its own code and reason (issue 15: one behaviour from outside).
+  assert.equal(result.close_code, 4000);
+  assert.equal(result.close_reason, "bye");
   // A Deno client in the same room saw the Python client's messages, in order, binary as binary.
   const seen = await listener.waitFor(203);
   assert.equal(seen[0], "Hello World!");

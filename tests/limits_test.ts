@@ -174,6 +174,8 @@ engineTest(
       const close = frames.find((frame) => frame.opcode === 0x8);
       assert.ok(ping && close, `pinged and closed, got opcodes ${frames.map((frame) => frame.opcode)}`);
       assert.equal(close.code, CLOSE_CODE.GoingAway);
+      // One reason on both engines (Deno's own words; the raw engine uses the same).
+      assert.equal(close.reason, "No response from ping frame.");
       // 250 ms of slack below for timer coarseness; above, a dead peer must be gone within twice the timeout.
       assert.ok(ping.at >= idleTimeout * 500 - 250, `ping after ${Math.round(ping.at)} ms, expected >= ~1000 ms`);
       assert.ok(close.at >= idleTimeout * 1000 - 250, `close after ${Math.round(close.at)} ms, expected >= ~2000 ms`);
@@ -198,6 +200,8 @@ engineTest(
 interface ServerFrame {
   opcode: number;
   code?: number;
+  /** A close frame's reason. */
+  reason?: string;
   /** Milliseconds since `start`. */
   at: number;
 }
@@ -208,7 +212,13 @@ async function readFrames(conn: Deno.Conn, timeoutMs: number, start = performanc
   await readServerFrames(conn, {
     timeoutMs,
     keep: false,
-    onFrame: ({ opcode, code }) => frames.push({ opcode, code, at: performance.now() - start }),
+    onFrame: ({ opcode, code, payload }) =>
+      frames.push({
+        opcode,
+        code,
+        reason: opcode === 0x8 ? new TextDecoder().decode(payload.subarray(2)) : undefined,
+        at: performance.now() - start,
+      }),
   });
   return frames;
 }

@@ -40,6 +40,11 @@ Flags:
       --require-origin          refuse upgrades without an Origin header
       --token TOKEN             require Authorization: Bearer TOKEN or ?token=TOKEN (env HUBBUB_TOKEN)
       --cert FILE --key FILE    PEM certificate and key: serve wss:// and https://
+      --redis URL               one hub across every server on this Redis: redis://[user:pass@]host[:port][/db],
+                                rediss:// for TLS (env HUBBUB_REDIS_URL)
+      --redis-ca FILE           PEM of a private CA to trust for rediss://
+      --redis-prefix NAME       namespace of keys and channels, to share one Redis (default ${DEFAULTS.redisPrefix})
+      --redis-buffer-bytes N    messages kept while Redis is down (default ${DEFAULTS.redisBufferBytes})
       --log-level LEVEL         debug|info|warn|error (default ${DEFAULTS.logLevel})
       --log-format FORMAT       text|json (default ${DEFAULTS.logFormat})
   -h, --help                    show this help
@@ -88,6 +93,10 @@ async function parseServerArgs(args: string[]): Promise<ServerOptions | "help" |
         token: { type: "string" },
         cert: { type: "string" },
         key: { type: "string" },
+        redis: { type: "string" },
+        "redis-ca": { type: "string" },
+        "redis-prefix": { type: "string" },
+        "redis-buffer-bytes": { type: "string" },
         "log-level": { type: "string" },
         "log-format": { type: "string" },
         help: { type: "boolean", short: "h" },
@@ -128,7 +137,17 @@ async function parseServerArgs(args: string[]): Promise<ServerOptions | "help" |
     token: values.token ?? env("HUBBUB_TOKEN"),
     logLevel: oneOf<LogLevel>("log-level", values["log-level"], LOG_LEVELS),
     logFormat: oneOf<LogFormat>("log-format", values["log-format"], LOG_FORMATS),
+    redis: values.redis ?? env("HUBBUB_REDIS_URL"),
+    redisPrefix: values["redis-prefix"],
+    redisBufferBytes: integer("redis-buffer-bytes", values["redis-buffer-bytes"], DEFAULTS.redisBufferBytes),
   };
+  if (values["redis-ca"] !== undefined) {
+    try {
+      options.redisCa = await Deno.readTextFile(values["redis-ca"]);
+    } catch (error) {
+      throw new UsageError(`Cannot read --redis-ca: ${(error as Error).message}`);
+    }
+  }
   if ((values.cert === undefined) !== (values.key === undefined)) {
     throw new UsageError("--cert and --key go together: give both PEM files");
   }
@@ -174,6 +193,13 @@ export async function main(args: string[] = Deno.args): Promise<number> {
     return 1;
   }
   const { url, wsUrl, options } = server;
+  try {
+    await server.ready;
+  } catch (error) {
+    console.error(`hubbub: cannot start: ${(error as Error).message}`);
+    await server.shutdown();
+    return 1;
+  }
   // Listen for signals before printing the URLs: whoever reads them may signal at once.
   const stop = (signal: Deno.Signal) => {
     server.logger.log("info", "shutting down", { signal });
@@ -191,6 +217,8 @@ export async function main(args: string[] = Deno.args): Promise<number> {
       `  rooms      ${wsUrl}/rooms/<name>`,
       `  browser    ${url}/`,
       `  health     ${url}/healthz    metrics ${url}/metrics`,
+      `  publish    curl -d 'hello' ${url}/rooms/<name>`,
+      server.broker ? `  cluster    ${server.broker.description}` : "",
       options.token ? "  a token is required to connect (Authorization: Bearer or ?token=)" : "",
       "Press Ctrl+C to stop.",
     ].filter((line) => line !== "").join("\n"),

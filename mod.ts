@@ -38,3 +38,4 @@ export {
 export { DROP_REASONS, type DropReason, Stats } from "./lib/hub/stats.ts";
 export { MAIN_ROOM, type Mode } from "./lib/route.ts";
 export type { ClientInfo, Handler, RouteOptions } from "./lib/handler.ts";
+export type { Broker, BrokerState, BrokerTarget, ClusterCounts, NodeInfo } from "./lib/broker/broker.ts";

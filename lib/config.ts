@@ -4,6 +4,7 @@
  * @module
  */
 
+import { parseRedisUrl } from "./broker/redis_url.ts";
 import { HUB_DEFAULTS } from "./hub/hub.ts";
 import type { LogFormat, Logger, LogLevel } from "./log.ts";
 import { type Mode, MODES } from "./route.ts";
@@ -64,6 +65,20 @@ export interface ServerOptions {
   logLevel?: LogLevel;
   /** Log line format. @default {"text"} */
   logFormat?: LogFormat;
+  /**
+   * Redis URL (`redis://[user:password@]host[:port][/db]`, `rediss://` for TLS): every server started with the same
+   * URL and prefix is one hub. Without it this process is the whole hub. @default {undefined}
+   */
+  redis?: string;
+  /** PEM of a CA to trust for `rediss://`, besides the system roots. @default {undefined} */
+  redisCa?: string;
+  /** Namespace of Hubbub's keys and channels in Redis, so several hubs can share one. @default {"hubbub"} */
+  redisPrefix?: string;
+  /**
+   * Bytes of messages kept in order while Redis is down, published on reconnect; beyond it the oldest are dropped
+   * (`broker_unavailable`). 16 MiB: seconds of a busy node's traffic, a small part of its memory. @default {16777216}
+   */
+  redisBufferBytes?: number;
 }
 
 /** The defaults behind {@linkcode ServerOptions}. */
@@ -85,12 +100,14 @@ export const DEFAULTS = {
   shutdownTimeout: 1500,
   logLevel: "info" as LogLevel,
   logFormat: "text" as LogFormat,
+  redisPrefix: "hubbub",
+  redisBufferBytes: 16 * 1024 * 1024,
 } as const;
 
 /** {@linkcode ServerOptions} with every default applied and every value checked. */
 export type ResolvedOptions =
-  & Required<Omit<ServerOptions, "cert" | "key" | "logger" | "allowedOrigins">>
-  & Pick<ServerOptions, "cert" | "key" | "logger">
+  & Required<Omit<ServerOptions, "cert" | "key" | "logger" | "allowedOrigins" | "redis" | "redisCa">>
+  & Pick<ServerOptions, "cert" | "key" | "logger" | "redis" | "redisCa">
   & { allowedOrigins: string[] };
 
 function wholeNumber(name: string, value: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -132,6 +149,11 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
       throw new TypeError(`allowedOrigins entries must look like https://example.com (no path) or *: ${origin}`);
     }
   }
+  if (o.redis !== undefined) parseRedisUrl(o.redis);
+  if (!/^[\w.:-]{1,64}$/.test(o.redisPrefix)) {
+    throw new TypeError(`redisPrefix must be 1-64 letters, digits or -_.: characters: ${o.redisPrefix}`);
+  }
+  wholeNumber("redisBufferBytes", o.redisBufferBytes, 1);
   if ((o.cert === undefined) !== (o.key === undefined)) {
     throw new TypeError("cert and key must be given together: got only " + (o.cert === undefined ? "key" : "cert"));
   }

@@ -6,12 +6,14 @@
  */
 
 import { checkOrigin, checkToken, type ConnectionLimiter } from "./access.ts";
+import type { Broker } from "./broker/broker.ts";
 import type { ResolvedOptions } from "./config.ts";
 import { checkHandshake, isWebSocketAttempt, type Refusal } from "./ws/handshake.ts";
 import type { Endpoint, Hub } from "./hub/hub.ts";
 import type { Logger } from "./log.ts";
 import { METRICS_CONTENT_TYPE, renderMetrics } from "./metrics.ts";
 import { renderPage } from "./page.ts";
+import { readPublishedMessage } from "./publish.ts";
 import { MAIN_ROOM, parseRoomName, parseRoute } from "./route.ts";
 import { isValidHost, splitTarget } from "./target.ts";
 
@@ -52,6 +54,8 @@ export interface HandlerOptions {
   upgrade: Upgrade;
   /** Process memory for `/metrics`. @default {Deno.memoryUsage} */
   memory?: () => { rss: number; heapUsed: number; heapTotal: number; external: number };
+  /** The broker, when the hub spans several nodes: `/healthz` and `/stats` then count across all of them. */
+  broker?: Broker;
 }
 
 const TEXT = "text/plain; charset=utf-8";
@@ -70,12 +74,12 @@ export interface RouteOptions {
   method?: string;
 }
 
-/** The shared handler's signature. */
-export type Handler = (request: Request, info: ClientInfo, route?: RouteOptions) => Response;
+/** The shared handler's signature; upgrades are answered synchronously, some HTTP routes asynchronously. */
+export type Handler = (request: Request, info: ClientInfo, route?: RouteOptions) => Response | Promise<Response>;
 
 /** Builds the `Request → Response` handler for one server. */
 export function createHandler(options: HandlerOptions): Handler {
-  const { hub, logger, limiter, upgrade } = options;
+  const { hub, logger, limiter, upgrade, broker } = options;
   const config = options.options;
   const memory = options.memory ?? (() => Deno.memoryUsage());
   const stats = hub.stats;
@@ -143,27 +147,24 @@ export function createHandler(options: HandlerOptions): Handler {
       }
     }
 
+    const room = where.kind === "socket" && where.endpoint.kind === "room" ? where.endpoint.room : undefined;
+    if (method === "POST" && room !== undefined) return publish(request, room, params, path, ip);
     if (method !== "GET" && method !== "HEAD") {
-      return plain(405, `Method ${method.slice(0, 16)} not allowed: use GET\n`, { allow: "GET, HEAD" });
+      const allow = room === undefined ? "GET, HEAD" : "GET, HEAD, POST";
+      return plain(405, `Method ${method.slice(0, 16)} not allowed: use ${allow}\n`, { allow });
     }
     // HEAD gets the same response as GET; the server sends its headers (with the real Content-Length) and no body.
     switch (where.kind) {
       case "error":
         return plain(where.status, where.reason + "\n");
       case "healthz":
-        return plain(
-          200,
-          JSON.stringify({ status: "ok", connections: hub.connections, rooms: hub.roomCount }),
-          JSON_HEADERS,
-        );
+        return health();
       case "stats": {
         const param = params.get("room");
-        if (param === null || param === "" || param === MAIN_ROOM) {
-          return plain(200, JSON.stringify({ room: MAIN_ROOM, members: hub.members(MAIN_ROOM) }), JSON_HEADERS);
-        }
+        if (param === null || param === "" || param === MAIN_ROOM) return roomStats(MAIN_ROOM);
         const parsed = parseRoomName(encodeURIComponent(param));
         if ("error" in parsed) return plain(400, parsed.error + "\n");
-        return plain(200, JSON.stringify({ room: parsed.name, members: hub.members(parsed.name) }), JSON_HEADERS);
+        return roomStats(parsed.name);
       }
       case "metrics":
         return plain(200, renderMetrics({ hub, memory: memory() }), { "content-type": METRICS_CONTENT_TYPE });
@@ -171,6 +172,61 @@ export function createHandler(options: HandlerOptions): Handler {
         return plain(200, page, { "content-type": "text/html; charset=utf-8" });
     }
   };
+
+  /** `/healthz`: this node's counts, and with a broker the cluster's too; 503 while the broker is down. */
+  async function health(): Promise<Response> {
+    const node = { connections: hub.connections, rooms: hub.roomCount };
+    if (broker === undefined) return plain(200, JSON.stringify({ status: "ok", ...node }), JSON_HEADERS);
+    const down = () => plain(503, JSON.stringify({ status: "down", ...node, node, broker: "down" }), JSON_HEADERS);
+    if (broker.state !== "ok") return down();
+    try {
+      const cluster = await broker.counts();
+      return plain(200, JSON.stringify({ status: "ok", ...cluster, node, broker: "ok" }), JSON_HEADERS);
+    } catch {
+      return down();
+    }
+  }
+
+  /** `/stats?room=`: members of `room` here, and with a broker across every node. */
+  async function roomStats(room: string): Promise<Response> {
+    const local = hub.members(room);
+    if (broker === undefined) return plain(200, JSON.stringify({ room, members: local }), JSON_HEADERS);
+    try {
+      const members = await broker.members(room);
+      return plain(200, JSON.stringify({ room, members, node: { members: local } }), JSON_HEADERS);
+    } catch {
+      return plain(
+        503,
+        JSON.stringify({ room, members: local, node: { members: local }, broker: "down" }),
+        JSON_HEADERS,
+      );
+    }
+  }
+
+  /** `POST /rooms/<name>`: the body goes into the room as one message (text for text and JSON types). */
+  async function publish(
+    request: Request,
+    room: string,
+    params: URLSearchParams,
+    path: string,
+    ip: string,
+  ): Promise<Response> {
+    const refusal = config.token ? checkToken({ headers: request.headers, params }, config.token) : undefined;
+    if (refusal !== undefined) {
+      await request.body?.cancel();
+      logger.log("info", "publish refused", { status: refusal.status, reason: refusal.label, path, ip });
+      return plain(refusal.status, refusal.reason + "\n", refusal.headers);
+    }
+    const message = await readPublishedMessage(request, { maxBytes: config.maxMessageBytes });
+    if (!message.ok) {
+      logger.log("info", "publish refused", { status: message.status, path, ip });
+      return plain(message.status, message.reason + "\n");
+    }
+    stats.messagesReceived++;
+    stats.bytesIn += message.bytes;
+    hub.publish(room, message.data);
+    return plain(202, JSON.stringify({ room, bytes: message.bytes, type: message.kind }), JSON_HEADERS);
+  }
 }
 
 /** A response with `text` as its body, `no-store`, plain text unless `headers` say otherwise. */

@@ -12,7 +12,10 @@ import { ACCEPT_BACKOFF_MAX_MS, ACCEPT_BACKOFF_MIN_MS, classifyAcceptError } fro
 import { createDenoUpgrade } from "./engine/deno.ts";
 import { createHandler, type Handler, type Upgrade } from "./handler.ts";
 import { endDeliveryPass, serveRaw } from "./engine/raw.ts";
+import type { Broker } from "./broker/broker.ts";
+import { RedisBroker } from "./broker/redis.ts";
 import { Hub } from "./hub/hub.ts";
+import { Stats } from "./hub/stats.ts";
 import { createLogger, type Logger } from "./log.ts";
 
 /** The reason sent with 1001 to every client on shutdown. */
@@ -26,6 +29,10 @@ export interface Hubbub {
   readonly options: ResolvedOptions;
   /** The logger in use. */
   readonly logger: Logger;
+  /** The broker when `redis` is set: the hub is then every server on that Redis. */
+  readonly broker: Broker | undefined;
+  /** Resolves once the broker is connected (at once without one); rejects when Redis cannot be reached in time. */
+  readonly ready: Promise<void>;
   /**
    * Answers every Hubbub route: WebSocket upgrades, the page, `/healthz`, `/stats`, `/metrics`. Pass
    * `{ path }` to route a request of yours as a Hubbub path (the original request must be passed for the upgrade).
@@ -33,7 +40,7 @@ export interface Hubbub {
   handler: Handler;
   /**
    * Closes every client with 1001 `server shutting down` and waits until their close events ran, or until
-   * `shutdownTimeout` ms passed (a client that stopped reading may never finish its close).
+   * `shutdownTimeout` ms passed (a client that stopped reading may never finish its close); then closes the broker.
    */
   closeAll(): Promise<void>;
 }
@@ -64,8 +71,11 @@ export interface Hubbub {
  * ```
  */
 export function createHubbub(options: ServerOptions = {}): Hubbub {
-  const core = createCore(options);
-  const { hub, logger, resolved } = core;
+  return createDenoHubbub(createCore(options));
+}
+
+function createDenoHubbub(core: Core): Hubbub {
+  const { hub, logger, resolved, broker } = core;
   const sockets = new Set<WebSocket>();
   const upgrade = createDenoUpgrade({
     hub,
@@ -78,6 +88,8 @@ export function createHubbub(options: ServerOptions = {}): Hubbub {
     hub,
     options: resolved,
     logger,
+    broker,
+    ready: core.ready,
     handler: core.handler(upgrade),
     async closeAll() {
       hub.closeAll(CLOSE_CODE.GoingAway, SHUTDOWN_REASON);
@@ -85,34 +97,68 @@ export function createHubbub(options: ServerOptions = {}): Hubbub {
         if (socket.readyState === WebSocket.OPEN) socket.close(CLOSE_CODE.GoingAway, SHUTDOWN_REASON);
       }
       await waitFor(() => sockets.size === 0, resolved.shutdownTimeout);
+      await broker?.close();
     },
   };
 }
 
-/** What both engines share: validated options, the logger, the hub, the connection caps and the handler. */
-function createCore(options: ServerOptions, afterDelivery?: () => void) {
+/** What both engines share: validated options, the logger, the hub and its broker, the caps and the handler. */
+interface Core {
+  readonly resolved: ResolvedOptions;
+  readonly logger: Logger;
+  readonly hub: Hub;
+  readonly broker: RedisBroker | undefined;
+  /** The broker's `ready`, or resolved. */
+  readonly ready: Promise<void>;
+  /** Where this server listens, for the cluster's node table; set once it does. */
+  address: string;
+  handler(upgrade: Upgrade): Handler;
+}
+
+function createCore(options: ServerOptions, afterDelivery?: () => void): Core {
   const resolved = resolveOptions(options);
   const logger = resolved.logger ?? createLogger({ level: resolved.logLevel, format: resolved.logFormat });
-  const hub = new Hub({
+  const stats = new Stats();
+  // The broker reports the hub's connection count, and the hub publishes through the broker: the broker asks lazily.
+  const counted: { hub?: Hub } = {};
+  const broker = resolved.redis === undefined ? undefined : new RedisBroker({
+    url: resolved.redis,
+    caCerts: resolved.redisCa === undefined ? undefined : [resolved.redisCa],
+    prefix: resolved.redisPrefix,
+    bufferBytes: resolved.redisBufferBytes,
+    address: () => core.address,
+    connections: () => counted.hub?.connections ?? 0,
+    logger,
+    stats,
+  });
+  const hub = counted.hub = new Hub({
     maxMessageBytes: resolved.maxMessageBytes,
     maxBufferedBytes: resolved.maxBufferedBytes,
     rateLimit: resolved.rateLimit,
     logger,
     afterDelivery,
+    stats,
+    broker,
   });
   const limiter = new ConnectionLimiter({ max: resolved.maxConnections, maxPerIp: resolved.maxConnectionsPerIp });
-  return {
+  const core: Core = {
     resolved,
     logger,
     hub,
-    handler: (upgrade: Upgrade) => createHandler({ hub, options: resolved, logger, limiter, upgrade }),
+    broker,
+    ready: broker?.ready ?? Promise.resolve(),
+    address: "",
+    handler: (upgrade: Upgrade) => createHandler({ hub, options: resolved, logger, limiter, upgrade, broker }),
   };
+  return core;
 }
 
 /** A running server. */
 export interface HubbubServer {
   /** The hub behind it. */
   readonly hub: Hub;
+  /** The broker when `redis` is set. */
+  readonly broker: Broker | undefined;
   /** The options in force. */
   readonly options: ResolvedOptions;
   /** The logger in use. */
@@ -149,30 +195,40 @@ export interface HubbubServer {
 export function serve(options: ServerOptions = {}): HubbubServer {
   const resolved = resolveOptions(options);
   const tls = resolved.cert !== undefined && resolved.key !== undefined;
-  const running = resolved.engine === "raw" ? startRaw(options) : startDeno(options, tls);
+  const core = createCore(options, resolved.engine === "raw" ? endDeliveryPass : undefined);
+  let running: Running;
+  try {
+    running = resolved.engine === "raw" ? startRaw(core) : startDeno(core, tls);
+  } catch (error) {
+    void core.broker?.close();
+    throw error;
+  }
   const host = displayHost(resolved.hostname);
   const port = running.addr.port;
+  const url = `${tls ? "https" : "http"}://${host}:${port}`;
+  core.address = url;
   let stopping: Promise<void> | undefined;
   return {
-    hub: running.hub,
-    options: running.options,
-    logger: running.logger,
-    url: `${tls ? "https" : "http"}://${host}:${port}`,
+    hub: core.hub,
+    options: resolved,
+    logger: core.logger,
+    broker: core.broker,
+    url,
     wsUrl: `${tls ? "wss" : "ws"}://${host}:${port}`,
     addr: running.addr,
-    ready: Promise.resolve(),
+    ready: core.ready,
     finished: running.finished,
     shutdown() {
-      stopping ??= running.shutdown();
+      stopping ??= running.shutdown().then(() => core.broker?.close());
       return stopping;
     },
   };
 }
 
-type Running = Pick<HubbubServer, "hub" | "options" | "logger" | "addr" | "finished" | "shutdown">;
+type Running = Pick<HubbubServer, "addr" | "finished" | "shutdown">;
 
-function startDeno(options: ServerOptions, tls: boolean): Running {
-  const hubbub = createHubbub(options);
+function startDeno(core: Core, tls: boolean): Running {
+  const hubbub = createDenoHubbub(core);
   const { hub, logger } = hubbub;
   const resolved = hubbub.options;
   const listen = (port: number) =>
@@ -217,9 +273,6 @@ function startDeno(options: ServerOptions, tls: boolean): Running {
     }
   })();
   return {
-    hub,
-    options: resolved,
-    logger,
     addr,
     finished,
     async shutdown() {
@@ -231,8 +284,8 @@ function startDeno(options: ServerOptions, tls: boolean): Running {
   };
 }
 
-function startRaw(options: ServerOptions): Running {
-  const { resolved, logger, hub, handler } = createCore(options, endDeliveryPass);
+function startRaw(core: Core): Running {
+  const { resolved, logger, hub } = core;
   const raw = serveRaw({
     port: resolved.port,
     hostname: resolved.hostname,
@@ -245,12 +298,9 @@ function startRaw(options: ServerOptions): Running {
     maxConnectionsPerIp: resolved.maxConnectionsPerIp,
     idleTimeout: resolved.idleTimeout,
     handshakeTimeout: resolved.handshakeTimeout,
-    createHandler: handler,
+    createHandler: core.handler,
   });
   return {
-    hub,
-    options: resolved,
-    logger,
     addr: raw.addr,
     finished: raw.finished,
     async shutdown() {

@@ -396,7 +396,12 @@ export function hostileSuite(engine: Engine, bounds: HostileBounds): void {
         });
         const answers = new Map<string, number>();
         for (const answer of report.answers) answers.set(answer, (answers.get(answer) ?? 0) + 1);
-        console.log(`  ${engine}: 1,500 bodiless POSTs: ${JSON.stringify(Object.fromEntries(answers))}`);
+        const growth = (rssKb(target.process.child.pid) - target.baselineKb) / 1024;
+        console.log(
+          `  ${engine}: 1,500 bodiless POSTs: ${JSON.stringify(Object.fromEntries(answers))}, RSS +${
+            growth.toFixed(1)
+          } MB`,
+        );
         // Every connection got an answer at once (no waiting for the body): 405, or 503 beyond the pending cap.
         for (const answer of answers.keys()) assert.match(answer, /^HTTP\/1\.1 (405|503) /);
         await assertRecovered(target, "bodiless requests", { boundMb: bounds.bodyless });

@@ -47,6 +47,8 @@ const CLOSE_TIMEOUT_MS = 1_000;
  * closing with unread input sends a reset, which can destroy the answer before the client reads it.
  */
 const LINGER_MS = 1_000;
+/** Where unread request bytes are drained to: shared by every connection, since what lands in it is thrown away. */
+const SINK = new Uint8Array(4096);
 /** The reason for an idle-timeout close: the words `Deno.upgradeWebSocket` uses, so both engines say the same. */
 export const IDLE_TIMEOUT_REASON = "No response from ping frame.";
 /** First read buffer per connection: small, so idle sockets stay cheap; it doubles while reads fill it. */
@@ -503,7 +505,9 @@ export function serveRaw(options: RawServeOptions): RawServer {
     // is cut when it passes.
     const deadline = setTimeout(() => closeQuietly(conn), handshakeMs);
     try {
-      start = await answerHttp(conn, ip);
+      const decided = await answerHttp(conn, ip);
+      if (decided instanceof Uint8Array) await answer(conn, decided);
+      else start = decided;
       if (start !== undefined && !(await writeUpgrade(conn, start.key))) {
         start.release();
         start = undefined;
@@ -515,10 +519,13 @@ export function serveRaw(options: RawServeOptions): RawServer {
     if (start !== undefined) await runSocket(conn, start);
   }
 
-  /** Reads one request and answers it; returns what the socket needs when it is an accepted upgrade. */
-  async function answerHttp(conn: Deno.Conn, ip: string): Promise<SocketStart | undefined> {
+  /**
+   * Reads one request and decides: what the socket needs when it is an accepted upgrade, the bytes of a plain answer
+   * otherwise (written by the caller, after this frame and its buffers are gone), or nothing when the client left.
+   */
+  async function answerHttp(conn: Deno.Conn, ip: string): Promise<SocketStart | Uint8Array | undefined> {
     const head = new GrowableBytes(1024);
-    const buffer = new Uint8Array(4096);
+    const buffer = new Uint8Array(READ_BUFFER_MIN);
     let parsed;
     for (let scanned = 0;;) {
       const n = await conn.read(buffer).catch(() => null);
@@ -536,8 +543,7 @@ export function serveRaw(options: RawServeOptions): RawServer {
     }
     if (parsed.kind === "error") {
       hub.stats.countRefusal("bad_request");
-      await answer(conn, plainResponse(parsed.status, parsed.reason + "\n"));
-      return;
+      return plainResponse(parsed.status, parsed.reason + "\n");
     }
     const headers = parsed.headers;
     const rest = head.view().subarray(parsed.headLength);
@@ -545,18 +551,27 @@ export function serveRaw(options: RawServeOptions): RawServer {
       // Refused before the handler runs, so it is never counted as an upgrade nor takes a connection slot.
       hub.stats.countRefusal("bad_version");
       logger.log("info", "handshake refused", { status: 400, reason: "bad_version", ip });
-      await answer(conn, plainResponse(400, "WebSocket upgrades need HTTP/1.1\n"));
-      return;
+      return plainResponse(400, "WebSocket upgrades need HTTP/1.1\n");
     }
     const target = splitTarget(parsed.target);
     if ("error" in target) {
-      await answer(conn, plainResponse(400, target.error + "\n"));
-      return;
+      return plainResponse(400, target.error + "\n");
     }
-    // No route takes a request body: the request line and headers travel as they were sent, in `RouteOptions` (a
-    // fetch `Request` would upper-case `get` and fold `/a/../b`), and any body is drained unread after the answer.
-    const request = new Request("http://localhost/", { headers });
-    const response = handler(request, { remoteAddr: { hostname: ip } }, {
+    if (headers.has("transfer-encoding")) {
+      return plainResponse(411, "Send a request body with Content-Length, not Transfer-Encoding\n");
+    }
+    const length = headers.get("content-length");
+    if (length !== null && !/^\d{1,15}$/.test(length)) {
+      return plainResponse(400, "Invalid Content-Length\n");
+    }
+    // The request line and headers travel as they were sent, in `RouteOptions` (a fetch `Request` would upper-case
+    // `get` and fold `/a/../b`). A POST's body is a stream the handler reads only if its route takes one (within the
+    // same deadline); any other body is drained unread after the answer.
+    const bodyLength = length === null ? 0 : Number(length);
+    const request = parsed.method === "POST" && bodyLength > 0
+      ? new Request("http://localhost/", { method: "POST", headers, body: bodyStream(conn, rest, bodyLength) })
+      : new Request("http://localhost/", { headers });
+    const response = await handler(request, { remoteAddr: { hostname: ip } }, {
       method: parsed.method,
       path: target.path,
       query: target.query,
@@ -569,8 +584,7 @@ export function serveRaw(options: RawServeOptions): RawServer {
       responseHeaders.set("content-length", String(payload.length));
       responseHeaders.set("connection", "close");
       const responseHead = serializeResponseHead(response.status, responseHeaders);
-      await answer(conn, parsed.method === "HEAD" ? responseHead : concatBytes(responseHead, payload));
-      return;
+      return parsed.method === "HEAD" ? responseHead : concatBytes(responseHead, payload);
     }
     return {
       endpoint: upgrade.endpoint,
@@ -659,9 +673,8 @@ export function serveRaw(options: RawServeOptions): RawServer {
       return;
     }
     const timer = setTimeout(() => closeQuietly(conn), LINGER_MS);
-    const sink = new Uint8Array(4096);
     try {
-      while ((await conn.read(sink)) !== null);
+      while ((await conn.read(SINK)) !== null);
     } catch {
       // Closed by the linger timer, or reset: done either way.
     } finally {
@@ -759,6 +772,36 @@ function plainResponse(status: number, text: string): Uint8Array {
     ["Connection", "close"],
   ]);
   return concatBytes(head, body);
+}
+
+/**
+ * A request body of `length` bytes as a stream: first what arrived with the head (`early`), then reads from `conn`
+ * as the consumer pulls, never past `length`.
+ */
+function bodyStream(conn: Deno.Conn, early: Uint8Array, length: number): ReadableStream<Uint8Array> {
+  let first = early.subarray(0, Math.min(early.length, length));
+  let remaining = length;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      let chunk: Uint8Array;
+      if (first.length > 0) {
+        chunk = first.slice();
+        first = first.subarray(first.length);
+      } else {
+        const buffer = new Uint8Array(Math.min(remaining, 64 * 1024));
+        const n = await conn.read(buffer).catch(() => null);
+        if (n === null) {
+          controller.error(new Error("The request body ended before its Content-Length"));
+          return;
+        }
+        chunk = buffer.subarray(0, n);
+      }
+      remaining -= chunk.length;
+      controller.enqueue(chunk);
+      if (remaining === 0) controller.close();
+    },
+    // 0: pull only when the handler reads (the default of 1 would read ahead at once, a buffer per request).
+  }, { highWaterMark: 0 });
 }
 
 /** Closes a connection or listener that may already be closed. */

@@ -16,6 +16,7 @@
  * @module
  */
 
+import type { Broker } from "../broker/broker.ts";
 import { CLOSE_CODE } from "../ws/close_code.ts";
 import type { Logger } from "../log.ts";
 import { SILENT_LOGGER } from "../log.ts";
@@ -59,6 +60,12 @@ export interface HubOptions {
    * same object again. @default {undefined}
    */
   afterDelivery?: () => void;
+  /**
+   * The broker that sequences room messages across nodes (see `lib/broker/broker.ts`). Without one, a room message is
+   * fanned out to this hub's members at once; with one, every room message goes through it, and comes back (here
+   * too) in the room's one order. Echo never leaves the hub. @default {undefined}
+   */
+  broker?: Broker;
 }
 
 /** The defaults behind {@linkcode HubOptions}, in one place. */
@@ -104,8 +111,11 @@ class Member implements Connection {
   }
 }
 
+/** The drop reasons that close a peer. */
+type Eviction = Exclude<DropReason, "broker_unavailable">;
+
 /** How each eviction reason closes the peer and what it logs. */
-const EVICTION: Record<DropReason, { code: number; reason: string }> = {
+const EVICTION: Record<Eviction, { code: number; reason: string }> = {
   slow_consumer: { code: CLOSE_CODE.TryAgainLater, reason: "slow consumer" },
   send_error: { code: CLOSE_CODE.InternalError, reason: "internal error" },
   too_big: { code: CLOSE_CODE.MessageTooBig, reason: "message too big" },
@@ -149,6 +159,7 @@ export class Hub {
   readonly #now: () => number;
   readonly #logger: Logger;
   readonly #afterDelivery: () => void;
+  readonly #broker: Broker | undefined;
   /** Nesting depth of fan-outs in progress; membership changes wait while it is above 0. */
   #publishing = 0;
   #deferred: (() => void)[] = [];
@@ -172,6 +183,8 @@ export class Hub {
     this.#logger = options.logger ?? SILENT_LOGGER;
     this.#afterDelivery = options.afterDelivery ?? (() => {});
     this.stats = options.stats ?? new Stats();
+    this.#broker = options.broker;
+    this.#broker?.attach({ deliver: (room, data, size) => this.#fanOut(room, data, size) });
   }
 
   /** Number of connected peers (evicted peers no longer count). */
@@ -266,14 +279,23 @@ export class Hub {
         stats.messagesDelivered++;
         stats.bytesOut += size;
       }
+    } else if (this.#broker === undefined) {
+      this.#fanOut(endpoint.room, data, size);
     } else {
-      this.#publish(endpoint.room, data, size);
+      this.#broker.publish(endpoint.room, data, size);
     }
   }
 
-  /** Sends `data` to every member of `room`, unchanged, in one pass; returns how many peers it was handed to. */
+  /**
+   * Sends `data` to every member of `room`, unchanged. Without a broker it is one pass over this hub's members, and
+   * the result is how many peers it was handed to; with a broker it goes to every node's members when the broker hands
+   * it back, and the result is 0.
+   */
   publish(room: string, data: Message): number {
-    return this.#publish(room, data, messageSize(data));
+    const size = messageSize(data);
+    if (this.#broker === undefined) return this.#fanOut(room, data, size);
+    this.#broker.publish(room, data, size);
+    return 0;
   }
 
   /** Sends `data` to one connected `peer` under the slow-consumer policy; returns whether it was handed over. */
@@ -296,7 +318,7 @@ export class Hub {
     }
   }
 
-  #publish(name: string, data: Message, size: number): number {
+  #fanOut(name: string, data: Message, size: number): number {
     const room = this.#rooms.get(name);
     if (room === undefined) return 0;
     let delivered = 0;
@@ -340,7 +362,7 @@ export class Hub {
     return true;
   }
 
-  #evict(member: Member, why: DropReason, bytes?: number, error?: unknown): void {
+  #evict(member: Member, why: Eviction, bytes?: number, error?: unknown): void {
     if (member.gone) return;
     this.stats.dropped[why]++;
     const { code, reason } = EVICTION[why];
@@ -378,14 +400,17 @@ export class Hub {
       room = new Room(name);
       this.#rooms.set(name, room);
     }
+    const before = room.size;
     room.members.add(member);
     member.rooms.add(room);
+    if (room.size !== before) this.#broker?.membership(name, room.size);
   }
 
   #leave(member: Member, room: Room<Member>): void {
-    room.members.delete(member);
+    if (!room.members.delete(member)) return;
     member.rooms.delete(room);
     if (room.size === 0 && this.#rooms.get(room.name) === room) this.#rooms.delete(room.name);
+    this.#broker?.membership(room.name, room.size);
   }
 
   #whenIdle(change: () => void): void {

@@ -1,0 +1,71 @@
+/**
+ * The seam between the hub and whatever sequences a room's messages. Without a broker the hub fans a message out to
+ * its own members at once (one process is one hub). With one, the hub hands every room message to the broker, and the
+ * broker hands it back — on every node, this one included, once, in the room's one order — through
+ * {@linkcode BrokerTarget.deliver}. The hub stays free of I/O; a broker owns the network.
+ *
+ * @module
+ */
+
+import type { Message } from "../hub/peer.ts";
+
+/** What a broker delivers to: the hub's fan-out to this node's members of a room. */
+export interface BrokerTarget {
+  /** Hands `data` to every local member of `room`, unchanged; `size` is its byte size. Returns the peers reached. */
+  deliver(room: string, data: Message, size: number): number;
+}
+
+/** Where a broker stands: `ok` when messages flow, `down` while they cannot (they are buffered meanwhile). */
+export type BrokerState = "ok" | "down";
+
+/** Cluster-wide counts, as a broker knows them. */
+export interface ClusterCounts {
+  /** Open connections on every live node. */
+  readonly connections: number;
+  /** Distinct rooms with a member on some live node. */
+  readonly rooms: number;
+  /** Live nodes (this one included). */
+  readonly nodes: number;
+}
+
+/** One node of the cluster, as its heartbeat describes it. */
+export interface NodeInfo {
+  /** Random id, new at every start. */
+  readonly id: string;
+  /** Where it listens, as it says (`http://host:port`). */
+  readonly address: string;
+  /** Open connections. */
+  readonly connections: number;
+  /** Milliseconds since the epoch when it started. */
+  readonly startedAt: number;
+  /** Milliseconds since the epoch of its last heartbeat. */
+  readonly heartbeatAt: number;
+  /** Its broker state at that heartbeat. */
+  readonly broker: BrokerState;
+}
+
+/**
+ * A message sequencer shared by several hubs. The hub calls {@linkcode Broker.attach} once, then
+ * {@linkcode Broker.publish} for every message to a room and {@linkcode Broker.membership} whenever its member count of
+ * a room changes, so the broker can subscribe to exactly the rooms this node has members in.
+ */
+export interface Broker {
+  /** Where messages go when they come back; called once by the hub that owns the broker. */
+  attach(target: BrokerTarget): void;
+  /** Sends `data` to `room` on every node. Never throws: while the broker is down it buffers, bounded, or drops. */
+  publish(room: string, data: Message, size: number): void;
+  /** This node's member count of `room` is now `members` (1 after the first join, 0 once the last left). */
+  membership(room: string, members: number): void;
+  /** `ok` while messages flow. */
+  readonly state: BrokerState;
+  /** One line for people: where the broker is and who this node is (never a password). */
+  readonly description: string;
+  /** Open connections and rooms across the cluster (this node included). */
+  counts(): Promise<ClusterCounts>;
+  /** Members of `room` across the cluster. */
+  members(room: string): Promise<number>;
+  /** The live nodes. */
+  nodes(): Promise<NodeInfo[]>;
+  /** Stops: unsubscribes, removes this node from the cluster's counts, closes connections and timers. */
+  close(): Promise<void>;
+}

@@ -5,7 +5,7 @@
  */
 
 /** Why a message was not delivered to a peer, or a peer was dropped. */
-export const DROP_REASONS = ["slow_consumer", "send_error", "too_big", "rate_limit"] as const;
+export const DROP_REASONS = ["slow_consumer", "send_error", "too_big", "rate_limit", "not_allowed"] as const;
 /** One of {@linkcode DROP_REASONS}. */
 export type DropReason = typeof DROP_REASONS[number];
 
@@ -20,7 +20,13 @@ export class Stats {
   /** Payload bytes handed to peers' `send`. */
   bytesOut = 0;
   /** Messages (or peers) dropped, by reason. */
-  readonly dropped: Record<DropReason, number> = { slow_consumer: 0, send_error: 0, too_big: 0, rate_limit: 0 };
+  readonly dropped: Record<DropReason, number> = {
+    slow_consumer: 0,
+    send_error: 0,
+    too_big: 0,
+    rate_limit: 0,
+    not_allowed: 0,
+  };
   /** Connections closed, by the close code the server observed. */
   readonly closes: Map<number, number> = new Map();
   /** Handshakes refused, by reason label (e.g. `not_found`, `bad_key`, `origin`). */

@@ -12,6 +12,8 @@ import { type Mode, MODES } from "./lib/route.ts";
 import { serve } from "./lib/server.ts";
 import { runClient } from "./lib/client/cli.ts";
 import { runToken } from "./lib/auth/token_cli.ts";
+import { createJwtVerifier } from "./lib/auth/jwt.ts";
+import { BEARER_PROTOCOL_PREFIX, HUBBUB_PROTOCOL, SUBPROTOCOL_NAME } from "./lib/ws/subprotocol.ts";
 import denoJson from "./deno.json" with { type: "json" };
 
 /** Hubbub's version, from deno.json. */
@@ -39,6 +41,13 @@ Flags:
       --allowed-origin ORIGIN   allow this Origin (repeatable; * for any); others get 403
       --require-origin          refuse upgrades without an Origin header
       --token TOKEN             require Authorization: Bearer TOKEN or ?token=TOKEN (env HUBBUB_TOKEN)
+      --jwt-secret SECRET       accept JWTs signed with this HMAC secret, HS256/384/512, 32+ bytes (env HUBBUB_JWT_SECRET)
+      --jwt-key FILE            accept JWTs signed by these public keys: PEM or JWKS; RS*, PS*, ES*, EdDSA
+      --jwt-issuer ISS          JWTs must have this iss
+      --jwt-audience AUD        JWTs must have this aud
+                                a JWT's hubbub claim limits its rooms; with --token too, either admits
+      --subprotocol NAME        a subprotocol the server speaks (repeatable); offers of none get 400. Without it the
+                                client's first offer is selected; ${HUBBUB_PROTOCOL} is always understood
       --cert FILE --key FILE    PEM certificate and key: serve wss:// and https://
       --redis URL               one hub across every server on this Redis: redis://[user:pass@]host[:port][/db],
                                 rediss:// for TLS (env HUBBUB_REDIS_URL)
@@ -91,6 +100,11 @@ async function parseServerArgs(args: string[]): Promise<ServerOptions | "help" |
         "allowed-origin": { type: "string", multiple: true },
         "require-origin": { type: "boolean" },
         token: { type: "string" },
+        "jwt-secret": { type: "string" },
+        "jwt-key": { type: "string" },
+        "jwt-issuer": { type: "string" },
+        "jwt-audience": { type: "string" },
+        subprotocol: { type: "string", multiple: true },
         cert: { type: "string" },
         key: { type: "string" },
         redis: { type: "string" },
@@ -135,6 +149,7 @@ async function parseServerArgs(args: string[]): Promise<ServerOptions | "help" |
     allowedOrigins: values["allowed-origin"],
     requireOrigin: values["require-origin"],
     token: values.token ?? env("HUBBUB_TOKEN"),
+    subprotocols: values.subprotocol,
     logLevel: oneOf<LogLevel>("log-level", values["log-level"], LOG_LEVELS),
     logFormat: oneOf<LogFormat>("log-format", values["log-format"], LOG_FORMATS),
     redis: values.redis ?? env("HUBBUB_REDIS_URL"),
@@ -158,6 +173,33 @@ async function parseServerArgs(args: string[]): Promise<ServerOptions | "help" |
     } catch (error) {
       throw new UsageError(`Cannot read the TLS certificate or key: ${(error as Error).message}`);
     }
+  }
+  for (const name of values.subprotocol ?? []) {
+    if (!SUBPROTOCOL_NAME.test(name) || name.startsWith(BEARER_PROTOCOL_PREFIX)) {
+      throw new UsageError(`--subprotocol must be a name like chat.v1 (not ${BEARER_PROTOCOL_PREFIX}*): ${name}`);
+    }
+  }
+  const secret = values["jwt-secret"] ?? env("HUBBUB_JWT_SECRET");
+  const keyFile = values["jwt-key"];
+  if (secret !== undefined || keyFile !== undefined) {
+    let keys;
+    try {
+      keys = keyFile === undefined ? undefined : await Deno.readTextFile(keyFile);
+    } catch (error) {
+      throw new UsageError(`Cannot read --jwt-key: ${(error as Error).message}`);
+    }
+    try {
+      options.jwt = await createJwtVerifier({
+        secret,
+        keys,
+        issuer: values["jwt-issuer"],
+        audience: values["jwt-audience"],
+      });
+    } catch (error) {
+      throw new UsageError(`Cannot use the JWT key material: ${(error as Error).message}`);
+    }
+  } else if (values["jwt-issuer"] !== undefined || values["jwt-audience"] !== undefined) {
+    throw new UsageError("--jwt-issuer and --jwt-audience need --jwt-secret or --jwt-key to verify tokens with");
   }
   return options;
 }
@@ -219,7 +261,13 @@ export async function main(args: string[] = Deno.args): Promise<number> {
       `  health     ${url}/healthz    metrics ${url}/metrics`,
       `  publish    curl -d 'hello' ${url}/rooms/<name>`,
       server.broker ? `  cluster    ${server.broker.description}` : "",
-      options.token ? "  a token is required to connect (Authorization: Bearer or ?token=)" : "",
+      options.token || options.jwt
+        ? `  a ${options.jwt ? "JWT" : "token"}${
+          options.token && options.jwt ? " or the shared token" : ""
+        } is required ` +
+          "to connect (Authorization: Bearer, ?token= or subprotocol bearer.<token>)"
+        : "",
+      options.subprotocols.length > 0 ? `  subprotocols ${[...options.subprotocols, HUBBUB_PROTOCOL].join(", ")}` : "",
       "Press Ctrl+C to stop.",
     ].filter((line) => line !== "").join("\n"),
   );

@@ -37,5 +37,21 @@ export {
 } from "./lib/log.ts";
 export { DROP_REASONS, type DropReason, Stats } from "./lib/hub/stats.ts";
 export { MAIN_ROOM, type Mode } from "./lib/route.ts";
+export {
+  createJwtVerifier,
+  type HmacAlgorithm,
+  JWT_REFUSAL,
+  type JwtAlgorithm,
+  type JwtClaims,
+  type JwtResult,
+  type JwtVerifier,
+  type JwtVerifierOptions,
+  signJwt,
+  type SignJwtOptions,
+} from "./lib/auth/jwt.ts";
+export { ALL_ROOMS, type RoomPermissions } from "./lib/auth/permissions.ts";
+export { type AuthOptions, authorize, type Identity, type RoomAction } from "./lib/auth/authorize.ts";
+export { HUBBUB_PROTOCOL } from "./lib/ws/subprotocol.ts";
+export type { Refusal } from "./lib/ws/handshake.ts";
 export type { ClientInfo, Handler, RouteOptions } from "./lib/handler.ts";
 export type { Broker, BrokerState, BrokerTarget, ClusterCounts, NodeInfo } from "./lib/broker/broker.ts";

@@ -1,5 +1,6 @@
 /**
- * Who may connect: origin checks, the bearer token, and connection caps (total and per IP).
+ * Who may connect: origin checks, the constant-time comparison behind the shared token (checked with JWTs in
+ * `auth/authorize.ts`), and connection caps (total and per IP).
  *
  * @module
  */
@@ -45,25 +46,6 @@ export function timingSafeEqual(expected: string, given: string): boolean {
   let diff = a.length ^ b.length;
   for (let i = 0; i < a.length; i++) diff |= a[i] ^ (b[i % (b.length || 1)] ?? 0);
   return diff === 0;
-}
-
-/**
- * Checks the bearer token from `Authorization: Bearer …` or, for browsers that cannot set headers, `?token=` (the
- * query is form-decoded: a `+` in a token must be sent as `%2B`). Returns a 401 refusal with `WWW-Authenticate:
- * Bearer`, or `undefined` when the token matches.
- */
-export function checkToken(request: { headers: Headers; params: URLSearchParams }, token: string): Refusal | undefined {
-  const header = request.headers.get("authorization");
-  let given: string | null = null;
-  if (header !== null && /^bearer\s+/i.test(header)) given = header.replace(/^bearer\s+/i, "").trim();
-  else given = request.params.get("token");
-  if (given !== null && timingSafeEqual(token, given)) return undefined;
-  return {
-    status: 401,
-    reason: given === null ? "Missing token: send Authorization: Bearer <token> or ?token=<token>" : "Invalid token",
-    label: "unauthorized",
-    headers: { "www-authenticate": 'Bearer realm="hubbub"' },
-  };
 }
 
 /** Counts open connections, in total and per client IP, and refuses new ones over the caps. */

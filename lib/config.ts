@@ -5,9 +5,11 @@
  */
 
 import { parseRedisUrl } from "./broker/redis_url.ts";
+import type { JwtVerifier } from "./auth/jwt.ts";
 import { HUB_DEFAULTS } from "./hub/hub.ts";
 import type { LogFormat, Logger, LogLevel } from "./log.ts";
 import { type Mode, MODES } from "./route.ts";
+import { BEARER_PROTOCOL_PREFIX, SUBPROTOCOL_NAME } from "./ws/subprotocol.ts";
 
 /** Which WebSocket engine runs under the hub. */
 export type Engine = "deno" | "raw";
@@ -53,6 +55,17 @@ export interface ServerOptions {
   requireOrigin?: boolean;
   /** Shared secret every upgrade must present; empty is off. @default {""} */
   token?: string;
+  /**
+   * Verifies JWTs on every upgrade (make one with `createJwtVerifier`); with `token` too, either admits.
+   * @default {undefined}
+   */
+  jwt?: JwtVerifier;
+  /**
+   * Subprotocols the server speaks besides `hubbub.v1`: it selects the client's first offer among them, and refuses an
+   * offer with none (400). Empty selects the client's first offer, whatever it is: the hub relays bytes unchanged.
+   * @default {[]}
+   */
+  subprotocols?: string[];
   /** PEM certificate chain, to serve wss:// (with `key`). @default {undefined} */
   cert?: string;
   /** PEM private key, to serve wss:// (with `cert`). @default {undefined} */
@@ -106,9 +119,11 @@ export const DEFAULTS = {
 
 /** {@linkcode ServerOptions} with every default applied and every value checked. */
 export type ResolvedOptions =
-  & Required<Omit<ServerOptions, "cert" | "key" | "logger" | "allowedOrigins" | "redis" | "redisCa">>
-  & Pick<ServerOptions, "cert" | "key" | "logger" | "redis" | "redisCa">
-  & { allowedOrigins: string[] };
+  & Required<
+    Omit<ServerOptions, "cert" | "key" | "logger" | "allowedOrigins" | "jwt" | "subprotocols" | "redis" | "redisCa">
+  >
+  & Pick<ServerOptions, "cert" | "key" | "logger" | "jwt" | "redis" | "redisCa">
+  & { allowedOrigins: string[]; subprotocols: string[] };
 
 function wholeNumber(name: string, value: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
   if (!Number.isInteger(value) || value < min || value > max) {
@@ -129,7 +144,7 @@ function wholeNumber(name: string, value: number, min: number, max = Number.MAX_
  * ```
  */
 export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
-  const o = { ...DEFAULTS, allowedOrigins: [] as string[], ...stripUndefined(options) };
+  const o = { ...DEFAULTS, allowedOrigins: [] as string[], subprotocols: [] as string[], ...stripUndefined(options) };
   wholeNumber("port", o.port, 0, 65535);
   if (typeof o.hostname !== "string" || o.hostname.length === 0) {
     throw new TypeError(`hostname must be a non-empty string: ${o.hostname}`);
@@ -154,6 +169,14 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
     throw new TypeError(`redisPrefix must be 1-64 letters, digits or -_.: characters: ${o.redisPrefix}`);
   }
   wholeNumber("redisBufferBytes", o.redisBufferBytes, 1);
+  for (const name of o.subprotocols) {
+    if (typeof name !== "string" || !SUBPROTOCOL_NAME.test(name) || name.startsWith(BEARER_PROTOCOL_PREFIX)) {
+      throw new TypeError(`subprotocols entries must be names like chat.v1 (not bearer.*): ${name}`);
+    }
+  }
+  if (o.jwt !== undefined && typeof o.jwt?.verify !== "function") {
+    throw new TypeError("jwt must be a verifier made by createJwtVerifier");
+  }
   if ((o.cert === undefined) !== (o.key === undefined)) {
     throw new TypeError("cert and key must be given together: got only " + (o.cert === undefined ? "key" : "cert"));
   }

@@ -5,11 +5,15 @@
  * @module
  */
 
-import { checkOrigin, checkToken, type ConnectionLimiter } from "./access.ts";
+import { checkOrigin, type ConnectionLimiter } from "./access.ts";
+import { authorize } from "./auth/authorize.ts";
+import { ExpiryQueue, watchExpiry } from "./auth/expiry.ts";
 import type { Broker } from "./broker/broker.ts";
 import type { ResolvedOptions } from "./config.ts";
+import { CLOSE_CODE } from "./ws/close_code.ts";
 import { checkHandshake, isWebSocketAttempt, type Refusal } from "./ws/handshake.ts";
-import type { Endpoint, Hub } from "./hub/hub.ts";
+import { negotiateSubprotocol } from "./ws/subprotocol.ts";
+import type { Connection, Endpoint, Hub } from "./hub/hub.ts";
 import type { Logger } from "./log.ts";
 import { METRICS_CONTENT_TYPE, renderMetrics } from "./metrics.ts";
 import { renderPage } from "./page.ts";
@@ -29,7 +33,16 @@ export interface UpgradeRequest {
   readonly ip: string;
   /** Request path without the query string (which may hold a token), for logs. */
   readonly path: string;
+  /** The subprotocol selected (`Sec-WebSocket-Protocol` in the answer); none when the client offered none. */
+  readonly protocol?: string;
+  /** Who connects (a JWT's `sub`), for logs. */
+  readonly sub?: string;
+  /** Call once the connection has joined the hub (its credential's deadline starts then). */
+  readonly opened?: (connection: Connection) => void;
 }
+
+/** The reason a connection whose token expired is closed with (3000). */
+export const TOKEN_EXPIRED_REASON = "token expired";
 
 /** Upgrades an accepted request and returns the `101` response; throws when the engine cannot. */
 export type Upgrade = (upgrade: UpgradeRequest) => Response;
@@ -74,7 +87,7 @@ export interface RouteOptions {
   method?: string;
 }
 
-/** The shared handler's signature; upgrades are answered synchronously, some HTTP routes asynchronously. */
+/** The shared handler's signature; upgrades and some HTTP routes are answered asynchronously (tokens are checked with Web Crypto). */
 export type Handler = (request: Request, info: ClientInfo, route?: RouteOptions) => Response | Promise<Response>;
 
 /** Builds the `Request → Response` handler for one server. */
@@ -86,7 +99,7 @@ export function createHandler(options: HandlerOptions): Handler {
   // Rendered once: the page tells a refused browser whether a token or origin rule is on (never the token).
   const origins = config.allowedOrigins;
   const page = renderPage({
-    tokenRequired: config.token !== "",
+    tokenRequired: config.token !== "" || config.jwt !== undefined,
     originRestricted: origins.length > 0 && !origins.includes("*"),
   });
   const refuse = (refusal: Refusal, path: string, ip: string): Response => {
@@ -99,6 +112,45 @@ export function createHandler(options: HandlerOptions): Handler {
     });
     return plain(refusal.status, refusal.reason + "\n", refusal.headers);
   };
+  // One timer for every connection whose token expires (the hub holds none).
+  const expiries = new ExpiryQueue();
+
+  /** Checks the credential, takes a slot and hands the request to the engine. */
+  async function accept(
+    request: Request,
+    params: URLSearchParams,
+    endpoint: Endpoint,
+    protocol: string | undefined,
+    where: { path: string; ip: string },
+  ): Promise<Response> {
+    const { path, ip } = where;
+    const room = endpoint.kind === "room" ? endpoint.room : undefined;
+    const need = room === undefined ? undefined : { room, action: "subscribe" as const };
+    const identity = await authorize({ headers: request.headers, params }, config, need);
+    if ("status" in identity) return refuse(identity, path, ip);
+    const slot = limiter.acquire(ip);
+    if (typeof slot !== "function") return refuse(slot, path, ip);
+    const { sub, permissions } = identity;
+    const { release, opened } = watchExpiry(expiries, identity.closeAt, slot, (connection: Connection) => {
+      logger.log("info", "closing connection: " + TOKEN_EXPIRED_REASON, { peer: connection.peer.id, sub });
+      connection.disconnect();
+      connection.peer.close(CLOSE_CODE.Unauthorized, TOKEN_EXPIRED_REASON);
+    });
+    // A subscribe-only identity joins unable to send: the hub closes it with 1008 if it tries.
+    const joined = room !== undefined && !permissions.canPublish(room) ? { ...endpoint, publish: false } : endpoint;
+    try {
+      const response = upgrade({ request, endpoint: joined, release, ip, path, protocol, sub, opened });
+      stats.upgrades++;
+      return response;
+    } catch (error) {
+      release();
+      return refuse(
+        { status: 400, reason: `WebSocket upgrade failed: ${(error as Error).message}`, label: "upgrade_failed" },
+        path,
+        ip,
+      );
+    }
+  }
 
   return (request, info, route) => {
     const ip = info.remoteAddr.hostname;
@@ -127,24 +179,11 @@ export function createHandler(options: HandlerOptions): Handler {
           ip,
         );
       }
-      const refusal = checkHandshake(method, request.headers) ??
-        checkOrigin(request.headers.get("origin"), config) ??
-        (config.token ? checkToken({ headers: request.headers, params }, config.token) : undefined);
+      const refusal = checkHandshake(method, request.headers) ?? checkOrigin(request.headers.get("origin"), config);
       if (refusal) return refuse(refusal, path, ip);
-      const slot = limiter.acquire(ip);
-      if (typeof slot !== "function") return refuse(slot, path, ip);
-      try {
-        const response = upgrade({ request, endpoint: where.endpoint, release: slot, ip, path });
-        stats.upgrades++;
-        return response;
-      } catch (error) {
-        slot();
-        return refuse(
-          { status: 400, reason: `WebSocket upgrade failed: ${(error as Error).message}`, label: "upgrade_failed" },
-          path,
-          ip,
-        );
-      }
+      const protocol = negotiateSubprotocol(request.headers.get("sec-websocket-protocol"), config.subprotocols);
+      if (typeof protocol === "object") return refuse(protocol, path, ip);
+      return accept(request, params, where.endpoint, protocol, { path, ip });
     }
 
     const room = where.kind === "socket" && where.endpoint.kind === "room" ? where.endpoint.room : undefined;
@@ -211,11 +250,12 @@ export function createHandler(options: HandlerOptions): Handler {
     path: string,
     ip: string,
   ): Promise<Response> {
-    const refusal = config.token ? checkToken({ headers: request.headers, params }, config.token) : undefined;
-    if (refusal !== undefined) {
+    // The same credentials as a WebSocket: the shared token, or a JWT whose `publish` grants the room.
+    const identity = await authorize({ headers: request.headers, params }, config, { room, action: "publish" });
+    if ("status" in identity) {
       await request.body?.cancel();
-      logger.log("info", "publish refused", { status: refusal.status, reason: refusal.label, path, ip });
-      return plain(refusal.status, refusal.reason + "\n", refusal.headers);
+      logger.log("info", "publish refused", { status: identity.status, reason: identity.label, path, ip });
+      return plain(identity.status, identity.reason + "\n", identity.headers);
     }
     const message = await readPublishedMessage(request, { maxBytes: config.maxMessageBytes });
     if (!message.ok) {

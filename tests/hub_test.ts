@@ -136,6 +136,24 @@ Deno.test("Hub.receive() enforces the rate limit with a burst of twice the rate"
   assert.equal(hub.stats.dropped.rate_limit, 1);
 });
 
+Deno.test("Hub.receive() closes a subscribe-only sender (publish: false) with 1008 and delivers nothing", () => {
+  const hub = new Hub();
+  const ticker = new FakePeer();
+  const audience = new FakePeer();
+  hub.connect(ticker, room("ticker"));
+  hub.connect(audience, { kind: "room", room: "ticker", publish: false });
+  hub.receive(ticker, "price 1");
+  assert.deepEqual(audience.sent, ["price 1"], "a subscribe-only member receives the room");
+  hub.receive(audience, "spam");
+  assert.deepEqual(ticker.sent, ["price 1"]);
+  assert.deepEqual(audience.sent, ["price 1"]);
+  assert.deepEqual(audience.closes, [{ code: CLOSE_CODE.PolicyViolation, reason: "not allowed to publish" }]);
+  assert.equal(hub.members("ticker"), 1);
+  assert.equal(hub.stats.dropped.not_allowed, 1);
+  hub.receive(ticker, "price 2");
+  assert.deepEqual(audience.sent, ["price 1"], "an evicted member is never sent to again");
+});
+
 // Sentence 4: nobody joins or leaves a room in the middle of its fan-out.
 Deno.test("Hub.publish() defers joins and leaves made during its fan-out", () => {
   const hub = new Hub();

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { createJwtVerifier, signJwt } from "../lib/auth/jwt.ts";
 import { isTextContentType } from "../lib/publish.ts";
 import { closeAll, engineTest, openClients, rawRequest, startServer } from "./_harness.ts";
 
@@ -79,7 +80,7 @@ engineTest(
       assert.match(await response.text(), /^Message too large: at most 100 bytes/);
       response = await post("/rooms/guarded", "hi", { authorization: "Bearer nope" });
       assert.equal(response.status, 401);
-      assert.equal(response.headers.get("www-authenticate"), 'Bearer realm="hubbub"');
+      assert.equal(response.headers.get("www-authenticate"), 'Bearer realm="hubbub", error="invalid_token"');
       await response.body?.cancel();
       response = await post("/rooms/guarded?token=s3cret", "via query", {
         authorization: "",
@@ -116,6 +117,34 @@ engineTest("a POST whose Content-Length says too much is refused before its body
     );
     assert.equal(response.status, 413);
   } finally {
+    await server.shutdown();
+  }
+});
+
+engineTest("HTTP publish takes a JWT and checks its publish rooms", async (engine) => {
+  const secret = "a secret of at least thirty-two bytes!";
+  const server = startServer(engine, { jwt: await createJwtVerifier({ secret }) });
+  const reader = await signJwt({ secret, claims: { sub: "ticker", hubbub: { subscribe: ["*"], publish: ["news"] } } });
+  const [listener] = await openClients(`${server.wsUrl}/rooms/news?token=${reader}`, 1);
+  try {
+    const post = (room: string, token: string) =>
+      fetch(`${server.url}/rooms/${room}`, {
+        method: "POST",
+        body: "headline",
+        headers: { authorization: `Bearer ${token}`, "content-type": "text/plain" },
+      });
+    let response = await post("news", reader);
+    assert.equal(response.status, 202);
+    await response.body?.cancel();
+    response = await post("sports", reader);
+    assert.equal(response.status, 403);
+    assert.match(await response.text(), /does not allow publishing in room: sports/);
+    response = await post("news", reader.slice(0, -2) + "xx");
+    assert.equal(response.status, 401);
+    await response.body?.cancel();
+    assert.deepEqual(await listener.waitFor(1), ["headline"]);
+  } finally {
+    await closeAll([listener]);
     await server.shutdown();
   }
 });

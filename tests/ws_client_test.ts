@@ -43,7 +43,7 @@ engineTest("connectWebSocket() echoes text and binary messages exactly", async (
   const server = startServer(engine);
   try {
     const socket = await connectWebSocket(`${server.wsUrl}/echo`, { protocols: ["chat.v1"] });
-    assert.equal(socket.protocol, ""); // Hubbub selects no subprotocol
+    assert.equal(socket.protocol, "chat.v1"); // without --subprotocol, Hubbub selects the first offer
     assert.equal(socket.readyState, "open");
     const { messages, next } = collect(socket);
     const texts = ["hello", "", "ünïcödé ✓ 😀 日本語", "x".repeat(70_000)];

@@ -167,6 +167,8 @@ export type JwtResult =
 export interface JwtVerifier {
   /** Checks `token`'s signature and claims; never throws, and a refusal's reason never echoes the token. */
   verify(token: string): Promise<JwtResult>;
+  /** Seconds of clock skew forgiven on `exp`: a connection whose token expires is closed this long after `exp`. */
+  readonly leewaySeconds: number;
 }
 
 /** A key ready for one algorithm, with the `kid` it was published under, if any. */
@@ -452,6 +454,7 @@ export async function createJwtVerifier(options: JwtVerifierOptions): Promise<Jw
   }
 
   return {
+    leewaySeconds: leeway,
     verify: async (token) => {
       try {
         return await verify(token);

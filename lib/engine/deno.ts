@@ -61,14 +61,16 @@ export interface DenoUpgradeOptions {
 }
 
 /**
- * Returns the {@linkcode Upgrade} for the deno engine. The `Sec-WebSocket-Protocol` header is never passed to Deno
- * as a `protocol` option: Deno splits it only on `", "` and throws on `a,b`; no subprotocol is selected yet.
+ * Returns the {@linkcode Upgrade} for the deno engine. The selected subprotocol is never passed to Deno as its
+ * `protocol` option, which splits the offer only on `", "` and throws on `a,b`: the header is set on Deno's 101
+ * response instead (its headers are mutable), and `socket.protocol` stays `""` on the server.
  */
 export function createDenoUpgrade(options: DenoUpgradeOptions): Upgrade {
   const { hub, idleTimeout, logger, sockets } = options;
   const openWithinMs = options.handshakeTimeout * 1000;
-  return ({ request, endpoint, release, ip, path }: UpgradeRequest) => {
+  return ({ request, endpoint, release, ip, path, protocol, sub, opened }: UpgradeRequest) => {
     const { socket, response } = Deno.upgradeWebSocket(request, { idleTimeout });
+    if (protocol !== undefined) response.headers.set("sec-websocket-protocol", protocol);
     const peer = new DenoPeer(socket);
     let connection: Connection | undefined;
     let closed = false;
@@ -90,7 +92,8 @@ export function createDenoUpgrade(options: DenoUpgradeOptions): Upgrade {
         return;
       }
       connection = hub.connect(peer, endpoint);
-      logger.log("info", "client connected", { peer: peer.id, ip, path });
+      opened?.(connection);
+      logger.log("info", "client connected", { peer: peer.id, ip, path, sub, protocol });
     };
     socket.onmessage = (event: MessageEvent<Message>) => {
       connection?.receive(event.data);

@@ -399,6 +399,9 @@ interface SocketStart {
   readonly ip: string;
   readonly path: string;
   readonly key: string;
+  readonly protocol: string | undefined;
+  readonly sub: string | undefined;
+  readonly opened: ((connection: Connection) => void) | undefined;
   /** Bytes that arrived right after the request head (a client may send its first frame at once). */
   early: Uint8Array | undefined;
 }
@@ -508,7 +511,7 @@ export function serveRaw(options: RawServeOptions): RawServer {
       const decided = await answerHttp(conn, ip);
       if (decided instanceof Uint8Array) await answer(conn, decided);
       else start = decided;
-      if (start !== undefined && !(await writeUpgrade(conn, start.key))) {
+      if (start !== undefined && !(await writeUpgrade(conn, start.key, start.protocol))) {
         start.release();
         start = undefined;
       }
@@ -592,18 +595,23 @@ export function serveRaw(options: RawServeOptions): RawServer {
       ip,
       path: upgrade.path,
       key: headers.get("sec-websocket-key")!.trim(),
+      protocol: upgrade.protocol,
+      sub: upgrade.sub,
+      opened: upgrade.opened,
       early: rest.length > 0 ? rest.slice() : undefined,
     };
   }
 
   /** Sends the 101; false when the connection failed or the server is stopping. */
-  async function writeUpgrade(conn: Deno.Conn, key: string): Promise<boolean> {
+  async function writeUpgrade(conn: Deno.Conn, key: string, protocol: string | undefined): Promise<boolean> {
     const accept = await computeAcceptKey(key);
-    const head = serializeResponseHead(101, [
+    const fields: [string, string][] = [
       ["Upgrade", "websocket"],
       ["Connection", "Upgrade"],
       ["Sec-WebSocket-Accept", accept],
-    ]);
+    ];
+    if (protocol !== undefined) fields.push(["Sec-WebSocket-Protocol", protocol]);
+    const head = serializeResponseHead(101, fields);
     return (await tryWrite(conn, head)) && !stopping;
   }
 
@@ -631,7 +639,14 @@ export function serveRaw(options: RawServeOptions): RawServer {
     });
     peer.protocol = protocol;
     peer.connection = hub.connect(peer, start.endpoint);
-    logger.log("info", "client connected", { peer: peer.id, ip: start.ip, path: start.path });
+    start.opened?.(peer.connection);
+    logger.log("info", "client connected", {
+      peer: peer.id,
+      ip: start.ip,
+      path: start.path,
+      sub: start.sub,
+      protocol: start.protocol,
+    });
     if (start.early !== undefined) {
       protocol.receive(start.early);
       start.early = undefined;

@@ -8,7 +8,7 @@
  * 1. A peer joins its endpoint's room when the engine calls {@linkcode Hub.connect} (on open).
  * 2. It leaves every room exactly once: on {@linkcode Hub.disconnect} (on close, even after an error, even when the
  *    engine reports close twice) or when the hub evicts it.
- * 3. An evicted peer (slow, too big, over its rate, failing sends) is out of every room at once, is closed with a
+ * 3. An evicted peer (slow, too big, over its rate, failing sends, publishing where it may not) is out of every room at once, is closed with a
  *    code that says why, and is never sent to again.
  * 4. Nobody joins or leaves a room in the middle of that room's fan-out: such changes wait until the fan-out ends.
  * 5. The hub holds no timer, so nothing of a peer outlives its disconnect.
@@ -25,8 +25,13 @@ import { Room } from "./room.ts";
 import { type DropReason, Stats } from "./stats.ts";
 import { messageSize } from "../ws/utf8.ts";
 
-/** Where a connection's messages go: back to the sender, or to every member of a room. */
-export type Endpoint = { readonly kind: "echo" } | { readonly kind: "room"; readonly room: string };
+/**
+ * Where a connection's messages go: back to the sender, or to every member of a room. `publish: false` makes a
+ * subscribe-only member: it receives the room, and a message from it closes it with 1008 and reaches nobody.
+ */
+export type Endpoint =
+  | { readonly kind: "echo" }
+  | { readonly kind: "room"; readonly room: string; readonly publish?: boolean };
 
 /** Hub limits and collaborators; every limit is enforced per peer. */
 export interface HubOptions {
@@ -120,6 +125,7 @@ const EVICTION: Record<Eviction, { code: number; reason: string }> = {
   send_error: { code: CLOSE_CODE.InternalError, reason: "internal error" },
   too_big: { code: CLOSE_CODE.MessageTooBig, reason: "message too big" },
   rate_limit: { code: CLOSE_CODE.PolicyViolation, reason: "rate limit exceeded" },
+  not_allowed: { code: CLOSE_CODE.PolicyViolation, reason: "not allowed to publish" },
 };
 
 function positiveInteger(name: string, value: number, allowZero: boolean): number {
@@ -272,6 +278,10 @@ export class Hub {
     }
     const endpoint = member.endpoint;
     if (endpoint === undefined) return;
+    if (endpoint.kind === "room" && endpoint.publish === false) {
+      this.#evict(member, "not_allowed");
+      return;
+    }
     if (endpoint.kind === "echo") {
       const delivered = this.#deliver(member, data);
       this.#afterDelivery();

@@ -8,7 +8,14 @@
  * Why a message was not delivered to a peer, or a peer was dropped; `broker_unavailable` counts messages dropped
  * because the broker was down longer than its buffer lasts.
  */
-export const DROP_REASONS = ["slow_consumer", "send_error", "too_big", "rate_limit", "broker_unavailable"] as const;
+export const DROP_REASONS = [
+  "slow_consumer",
+  "send_error",
+  "too_big",
+  "rate_limit",
+  "not_allowed",
+  "broker_unavailable",
+] as const;
 /** One of {@linkcode DROP_REASONS}. */
 export type DropReason = typeof DROP_REASONS[number];
 
@@ -28,6 +35,7 @@ export class Stats {
     send_error: 0,
     too_big: 0,
     rate_limit: 0,
+    not_allowed: 0,
     broker_unavailable: 0,
   };
   /** Connections closed, by the close code the server observed. */

@@ -36,6 +36,8 @@ export const CLOSE_CODE = {
   BadGateway: 1014,
   /** 1015, §7.4.1: reserved; reported locally when the TLS handshake failed. Never sent. */
   TlsHandshake: 1015,
+  /** 3000, IANA registry "Unauthorized" (Hubbub: the token expired; reconnect with a fresh one). */
+  Unauthorized: 3000,
 } as const;
 
 /** One of the codes in {@linkcode CLOSE_CODE}. */

@@ -54,6 +54,10 @@ Flags:
       --redis-ca FILE           PEM of a private CA to trust for rediss://
       --redis-prefix NAME       namespace of keys and channels, to share one Redis (default ${DEFAULTS.redisPrefix})
       --redis-buffer-bytes N    messages kept while Redis is down (default ${DEFAULTS.redisBufferBytes})
+      --history N               keep each room's last N messages for ?replay= and ?since= recovery; 0 = off
+                                (default ${DEFAULTS.historySize})
+      --history-ttl S           seconds a message stays in the history (default ${DEFAULTS.historyTtl})
+      --history-max-bytes B     bytes of history per room (default ${DEFAULTS.historyMaxBytes})
       --log-level LEVEL         debug|info|warn|error (default ${DEFAULTS.logLevel})
       --log-format FORMAT       text|json (default ${DEFAULTS.logFormat})
   -h, --help                    show this help
@@ -111,6 +115,9 @@ async function parseServerArgs(args: string[]): Promise<ServerOptions | "help" |
         "redis-ca": { type: "string" },
         "redis-prefix": { type: "string" },
         "redis-buffer-bytes": { type: "string" },
+        history: { type: "string" },
+        "history-ttl": { type: "string" },
+        "history-max-bytes": { type: "string" },
         "log-level": { type: "string" },
         "log-format": { type: "string" },
         help: { type: "boolean", short: "h" },
@@ -155,6 +162,9 @@ async function parseServerArgs(args: string[]): Promise<ServerOptions | "help" |
     redis: values.redis ?? env("HUBBUB_REDIS_URL"),
     redisPrefix: values["redis-prefix"],
     redisBufferBytes: integer("redis-buffer-bytes", values["redis-buffer-bytes"], DEFAULTS.redisBufferBytes),
+    historySize: integer("history", values.history, DEFAULTS.historySize, 1_000_000),
+    historyTtl: integer("history-ttl", values["history-ttl"], DEFAULTS.historyTtl),
+    historyMaxBytes: integer("history-max-bytes", values["history-max-bytes"], DEFAULTS.historyMaxBytes),
   };
   if (values["redis-ca"] !== undefined) {
     try {

@@ -20,7 +20,24 @@
  */
 
 export { createHubbub, type Hubbub, type HubbubServer, serve, SHUTDOWN_REASON } from "./lib/server.ts";
-export { type Connection, type Endpoint, Hub, HUB_DEFAULTS, type HubOptions } from "./lib/hub/hub.ts";
+export {
+  type CatchUpPlan,
+  type Connection,
+  type Endpoint,
+  Hub,
+  HUB_DEFAULTS,
+  type HubOptions,
+  type JoinOptions,
+  planCatchUp,
+} from "./lib/hub/hub.ts";
+export {
+  type HistoryEntry,
+  type HistoryPage,
+  ROOM_LOG_DEFAULTS,
+  RoomLog,
+  type RoomLogOptions,
+  type Sequenced,
+} from "./lib/broker/history.ts";
 export type { Message, Peer } from "./lib/hub/peer.ts";
 export { CLOSE_CODE, type CloseCode } from "./lib/ws/close_code.ts";
 export { DEFAULTS, type Engine, type ResolvedOptions, type ServerOptions } from "./lib/config.ts";
@@ -54,4 +71,4 @@ export { type AuthOptions, authorize, type Identity, type RoomAction } from "./l
 export { HUBBUB_PROTOCOL } from "./lib/ws/subprotocol.ts";
 export type { Refusal } from "./lib/ws/handshake.ts";
 export type { ClientInfo, Handler, RouteOptions } from "./lib/handler.ts";
-export type { Broker, BrokerState, BrokerTarget, ClusterCounts, NodeInfo } from "./lib/broker/broker.ts";
+export type { Broker, BrokerState, BrokerTarget, ClusterCounts, HistoryQuery, NodeInfo } from "./lib/broker/broker.ts";

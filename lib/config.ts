@@ -83,6 +83,15 @@ export interface ServerOptions {
    * URL and prefix is one hub. Without it this process is the whole hub. @default {undefined}
    */
   redis?: string;
+  /**
+   * Messages kept per room for replay and recovery (`?replay=`, `?since=`, `GET /rooms/<name>/history`); 0 is off.
+   * In memory on one node, in Redis with `redis`. @default {0}
+   */
+  historySize?: number;
+  /** Seconds a message stays in the history. Five minutes: a phone changing cell comes back well within it. @default {300} */
+  historyTtl?: number;
+  /** Bytes of history per room, at most. 4 MiB: four of the largest messages, or thousands of chat lines. @default {4194304} */
+  historyMaxBytes?: number;
   /** PEM of a CA to trust for `rediss://`, besides the system roots. @default {undefined} */
   redisCa?: string;
   /** Namespace of Hubbub's keys and channels in Redis, so several hubs can share one. @default {"hubbub"} */
@@ -113,6 +122,9 @@ export const DEFAULTS = {
   shutdownTimeout: 1500,
   logLevel: "info" as LogLevel,
   logFormat: "text" as LogFormat,
+  historySize: 0,
+  historyTtl: 300,
+  historyMaxBytes: 4 * 1024 * 1024,
   redisPrefix: "hubbub",
   redisBufferBytes: 16 * 1024 * 1024,
 } as const;
@@ -169,6 +181,9 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
     throw new TypeError(`redisPrefix must be 1-64 letters, digits or -_.: characters: ${o.redisPrefix}`);
   }
   wholeNumber("redisBufferBytes", o.redisBufferBytes, 1);
+  wholeNumber("historySize", o.historySize, 0, 1_000_000);
+  wholeNumber("historyTtl", o.historyTtl, 1);
+  wholeNumber("historyMaxBytes", o.historyMaxBytes, 1);
   for (const name of o.subprotocols) {
     if (typeof name !== "string" || !SUBPROTOCOL_NAME.test(name) || name.startsWith(BEARER_PROTOCOL_PREFIX)) {
       throw new TypeError(`subprotocols entries must be names like chat.v1 (not bearer.*): ${name}`);

@@ -12,12 +12,14 @@ import type { Broker } from "./broker/broker.ts";
 import type { ResolvedOptions } from "./config.ts";
 import { CLOSE_CODE } from "./ws/close_code.ts";
 import { checkHandshake, isWebSocketAttempt, type Refusal } from "./ws/handshake.ts";
-import { negotiateSubprotocol } from "./ws/subprotocol.ts";
-import type { Connection, Endpoint, Hub } from "./hub/hub.ts";
+import { HUBBUB_PROTOCOL, negotiateSubprotocol } from "./ws/subprotocol.ts";
+import type { Connection, Endpoint, Hub, JoinOptions } from "./hub/hub.ts";
 import type { Logger } from "./log.ts";
 import { METRICS_CONTENT_TYPE, renderMetrics } from "./metrics.ts";
 import { renderPage } from "./page.ts";
 import { readPublishedMessage } from "./publish.ts";
+import { RoomLog } from "./broker/history.ts";
+import { envelopeMessage } from "./hub/envelope.ts";
 import { MAIN_ROOM, parseRoomName, parseRoute } from "./route.ts";
 import { isValidHost, splitTarget } from "./target.ts";
 
@@ -69,6 +71,35 @@ export interface HandlerOptions {
   memory?: () => { rss: number; heapUsed: number; heapTotal: number; external: number };
   /** The broker, when the hub spans several nodes: `/healthz` and `/stats` then count across all of them. */
   broker?: Broker;
+  /** This node's history, served by `GET /rooms/<name>/history` when there is no broker. @default {an empty log} */
+  log?: RoomLog;
+}
+
+const HISTORY_OFF = "This server keeps no history: start it with --history N to replay and recover messages";
+
+/** A whole-number query parameter: its value, `undefined` when absent, `null` when malformed. */
+function wholeParam(params: URLSearchParams, name: string): number | undefined | null {
+  const value = params.get(name);
+  if (value === null) return undefined;
+  return /^\d{1,15}$/.test(value) ? Number(value) : null;
+}
+
+/** The replay or recovery a joining client asks for (`?replay=N`, `?since=OFFSET&epoch=E`), checked. */
+function parseJoin(params: URLSearchParams, historySize: number): { join?: JoinOptions } | { error: string } {
+  const replay = wholeParam(params, "replay");
+  const since = wholeParam(params, "since");
+  const epoch = params.get("epoch");
+  if (replay === null) return { error: `replay must be a whole number: ${JSON.stringify(params.get("replay"))}` };
+  if (since === null) {
+    return { error: `since must be a whole number (an offset): ${JSON.stringify(params.get("since"))}` };
+  }
+  if (epoch !== null && !/^[0-9a-f]{1,32}$/.test(epoch)) return { error: `epoch is not one this server gave out` };
+  if (replay === undefined && since === undefined) {
+    return epoch === null ? {} : { error: "epoch goes with since=<offset>" };
+  }
+  if (historySize === 0) return { error: HISTORY_OFF };
+  if (replay !== undefined && since !== undefined) return { error: "ask for replay or since, not both" };
+  return { join: { replay, since, epoch: epoch ?? undefined } };
 }
 
 const TEXT = "text/plain; charset=utf-8";
@@ -93,6 +124,7 @@ export type Handler = (request: Request, info: ClientInfo, route?: RouteOptions)
 /** Builds the `Request → Response` handler for one server. */
 export function createHandler(options: HandlerOptions): Handler {
   const { hub, logger, limiter, upgrade, broker } = options;
+  const log = options.log ?? new RoomLog();
   const config = options.options;
   const memory = options.memory ?? (() => Deno.memoryUsage());
   const stats = hub.stats;
@@ -183,7 +215,14 @@ export function createHandler(options: HandlerOptions): Handler {
       if (refusal) return refuse(refusal, path, ip);
       const protocol = negotiateSubprotocol(request.headers.get("sec-websocket-protocol"), config.subprotocols);
       if (typeof protocol === "object") return refuse(protocol, path, ip);
-      return accept(request, params, where.endpoint, protocol, { path, ip });
+      let endpoint = where.endpoint;
+      if (endpoint.kind === "room") {
+        const join = parseJoin(params, config.historySize);
+        if ("error" in join) return refuse({ status: 400, reason: join.error, label: "bad_join" }, path, ip);
+        const envelope = protocol === HUBBUB_PROTOCOL;
+        if (join.join !== undefined || envelope) endpoint = { ...endpoint, join: join.join, envelope };
+      }
+      return accept(request, params, endpoint, protocol, { path, ip });
     }
 
     const room = where.kind === "socket" && where.endpoint.kind === "room" ? where.endpoint.room : undefined;
@@ -206,7 +245,9 @@ export function createHandler(options: HandlerOptions): Handler {
         return roomStats(parsed.name);
       }
       case "metrics":
-        return plain(200, renderMetrics({ hub, memory: memory() }), { "content-type": METRICS_CONTENT_TYPE });
+        return plain(200, renderMetrics({ hub, memory: memory(), log }), { "content-type": METRICS_CONTENT_TYPE });
+      case "history":
+        return history(request, where.room, params, path, ip);
       case "socket":
         return plain(200, page, { "content-type": "text/html; charset=utf-8" });
     }
@@ -240,6 +281,35 @@ export function createHandler(options: HandlerOptions): Handler {
         JSON_HEADERS,
       );
     }
+  }
+
+  /** `GET /rooms/<name>/history?since=&limit=`: the kept messages as envelope objects, newest last. */
+  async function history(
+    request: Request,
+    room: string,
+    params: URLSearchParams,
+    path: string,
+    ip: string,
+  ): Promise<Response> {
+    if (config.historySize === 0) return plain(404, HISTORY_OFF + "\n");
+    const identity = await authorize({ headers: request.headers, params }, config, { room, action: "subscribe" });
+    if ("status" in identity) {
+      logger.log("info", "history refused", { status: identity.status, reason: identity.label, path, ip });
+      return plain(identity.status, identity.reason + "\n", identity.headers);
+    }
+    const since = wholeParam(params, "since");
+    const limit = wholeParam(params, "limit");
+    if (since === null || limit === null) return plain(400, "since and limit must be whole numbers\n");
+    const query = since === undefined ? { last: limit ?? config.historySize } : { after: since };
+    let page;
+    try {
+      page = broker === undefined ? log.read(room, query) : await broker.history(room, query);
+    } catch {
+      return plain(503, "The history is unavailable while the broker is down\n");
+    }
+    const entries = limit === undefined ? page.entries : page.entries.slice(0, limit);
+    const body = `[${entries.map((entry) => envelopeMessage(room, entry.offset, page.epoch, entry.data)).join(",")}]`;
+    return plain(200, body, JSON_HEADERS);
   }
 
   /** `POST /rooms/<name>`: the body goes into the room as one message (text for text and JSON types). */

@@ -4,6 +4,7 @@
  * @module
  */
 
+import type { RoomLog } from "./broker/history.ts";
 import type { Hub } from "./hub/hub.ts";
 import { DROP_REASONS } from "./hub/stats.ts";
 
@@ -30,9 +31,11 @@ export function renderMetrics(
   options: {
     hub: Hub;
     memory: { rss: number; heapUsed: number; heapTotal: number; external: number };
+    /** This node's history, for its gauges (with a broker the history lives there: these read 0). */
+    log?: RoomLog;
   },
 ): string {
-  const { hub, memory } = options;
+  const { hub, memory, log } = options;
   const stats = hub.stats;
   const out: string[] = [];
   const metric = (name: string, type: "counter" | "gauge", help: string, samples: [string, number][]) => {
@@ -79,6 +82,20 @@ export function renderMetrics(
     "counter",
     "Handshakes refused before the upgrade, by reason.",
     labelled("reason", stats.refused),
+  );
+  metric("hubbub_history_messages", "gauge", "Messages kept in this node's memory for replay and recovery.", [[
+    "",
+    log?.messages ?? 0,
+  ]]);
+  metric("hubbub_history_bytes", "gauge", "Bytes of messages kept in this node's memory for replay and recovery.", [[
+    "",
+    log?.bytes ?? 0,
+  ]]);
+  metric(
+    "hubbub_recoveries_total",
+    "counter",
+    "Reconnections with ?since=, by whether every missed message was delivered.",
+    [['{result="recovered"}', stats.recoveries.recovered], ['{result="lost"}', stats.recoveries.lost]],
   );
   metric("hubbub_process_resident_memory_bytes", "gauge", "Resident set size of the process.", [["", memory.rss]]);
   metric("hubbub_process_heap_used_bytes", "gauge", "V8 heap in use.", [["", memory.heapUsed]]);

@@ -16,7 +16,11 @@ import type { Broker } from "./broker/broker.ts";
 import { RedisBroker } from "./broker/redis.ts";
 import { Hub } from "./hub/hub.ts";
 import { Stats } from "./hub/stats.ts";
+import { RoomLog } from "./broker/history.ts";
 import { createLogger, type Logger } from "./log.ts";
+
+/** How often kept messages past their TTL are dropped from idle rooms. */
+const HISTORY_SWEEP_MS = 5000;
 
 /** The reason sent with 1001 to every client on shutdown. */
 export const SHUTDOWN_REASON = "server shutting down";
@@ -97,7 +101,7 @@ function createDenoHubbub(core: Core): Hubbub {
         if (socket.readyState === WebSocket.OPEN) socket.close(CLOSE_CODE.GoingAway, SHUTDOWN_REASON);
       }
       await waitFor(() => sockets.size === 0, resolved.shutdownTimeout);
-      await broker?.close();
+      await core.stop();
     },
   };
 }
@@ -112,6 +116,10 @@ interface Core {
   readonly ready: Promise<void>;
   /** Where this server listens, for the cluster's node table; set once it does. */
   address: string;
+  /** This node's room offsets and history (unused with a broker, which keeps its own). */
+  readonly log: RoomLog;
+  /** Stops what runs beside the hub: the history sweep, the broker. */
+  stop(): Promise<void>;
   handler(upgrade: Upgrade): Handler;
 }
 
@@ -126,10 +134,18 @@ function createCore(options: ServerOptions, afterDelivery?: () => void): Core {
     caCerts: resolved.redisCa === undefined ? undefined : [resolved.redisCa],
     prefix: resolved.redisPrefix,
     bufferBytes: resolved.redisBufferBytes,
+    historySize: resolved.historySize,
+    historyTtlSeconds: resolved.historyTtl,
+    historyMaxBytes: resolved.historyMaxBytes,
     address: () => core.address,
     connections: () => counted.hub?.connections ?? 0,
     logger,
     stats,
+  });
+  const log = new RoomLog({
+    size: resolved.historySize,
+    ttlSeconds: resolved.historyTtl,
+    maxBytes: resolved.historyMaxBytes,
   });
   const hub = counted.hub = new Hub({
     maxMessageBytes: resolved.maxMessageBytes,
@@ -139,6 +155,7 @@ function createCore(options: ServerOptions, afterDelivery?: () => void): Core {
     afterDelivery,
     stats,
     broker,
+    log,
   });
   const limiter = new ConnectionLimiter({ max: resolved.maxConnections, maxPerIp: resolved.maxConnectionsPerIp });
   const core: Core = {
@@ -148,8 +165,17 @@ function createCore(options: ServerOptions, afterDelivery?: () => void): Core {
     broker,
     ready: broker?.ready ?? Promise.resolve(),
     address: "",
-    handler: (upgrade: Upgrade) => createHandler({ hub, options: resolved, logger, limiter, upgrade, broker }),
+    log,
+    handler: (upgrade: Upgrade) => createHandler({ hub, options: resolved, logger, limiter, upgrade, broker, log }),
+    async stop() {
+      clearInterval(sweeper);
+      await broker?.close();
+    },
   };
+  // Expired messages of idle rooms are dropped by this sweep (the hub holds no timer); busy rooms trim as they go.
+  const sweeper = broker === undefined && resolved.historySize > 0
+    ? setInterval(() => log.sweep(), HISTORY_SWEEP_MS)
+    : undefined;
   return core;
 }
 
@@ -200,7 +226,7 @@ export function serve(options: ServerOptions = {}): HubbubServer {
   try {
     running = resolved.engine === "raw" ? startRaw(core) : startDeno(core, tls);
   } catch (error) {
-    void core.broker?.close();
+    void core.stop();
     throw error;
   }
   const host = displayHost(resolved.hostname);
@@ -219,7 +245,7 @@ export function serve(options: ServerOptions = {}): HubbubServer {
     ready: core.ready,
     finished: running.finished,
     shutdown() {
-      stopping ??= running.shutdown().then(() => core.broker?.close());
+      stopping ??= running.shutdown().then(() => core.stop());
       return stopping;
     },
   };

@@ -398,3 +398,146 @@ clusterTest("behind HAProxy (the README's recipe), two clients on different node
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+/** Parses envelope frames. */
+function parsed(messages: (string | ArrayBuffer)[]): Record<string, unknown>[] {
+  return messages.map((message) => JSON.parse(message as string));
+}
+
+clusterTest(
+  "history in Redis: a client cut on one node recovers on the other with ?since=, all 5,000 once",
+  async () => {
+    const redis = await startRedis();
+    const nodes: Node[] = [];
+    try {
+      nodes.push(
+        await startNode("raw", redis.url(), ["--history", "5000"]),
+        await startNode("deno", redis.url(), ["--history", "5000"]),
+      );
+      const [a, b] = nodes;
+      const [publisher] = await openClients(`${a.wsUrl}/rooms/rec`, 1);
+      const reader = new TestClient(`${a.wsUrl}/rooms/rec`, ["hubbub.v1"]);
+      await reader.opened();
+      await waitForMembers(a, "rec", 2);
+      const sending = (async () => {
+        for (let i = 0; i < 5000; i++) {
+          publisher.socket.send(`n${i}`);
+          if (i % 500 === 499) await publisher.waitFor(i + 1, 20_000);
+        }
+      })();
+      await eventually("the reader to be in the middle", () => reader.received.length > 1500, 20_000);
+      reader.socket.close();
+      await reader.closed;
+      const before = parsed(reader.received).filter((m) => m.type === "message");
+      const { offset, epoch } = before.at(-1) as { offset: number; epoch: string };
+      await sending;
+      // Back on the other node, from where it stopped.
+      const again = new TestClient(`${b.wsUrl}/rooms/rec?since=${offset}&epoch=${epoch}`, ["hubbub.v1"]);
+      await again.opened();
+      const after = parsed(await again.waitFor(1 + 5000 - offset, 20_000));
+      assert.equal(after[0].type, "joined");
+      assert.equal(after[0].recovered, true);
+      const all = [...before, ...after.slice(1)].map((m) => m.data);
+      assert.deepEqual(all, Array.from({ length: 5000 }, (_, i) => `n${i}`));
+      // A plain client replays too, from Redis, on either node.
+      const plain = new TestClient(`${b.wsUrl}/rooms/rec?replay=3`);
+      await plain.opened();
+      assert.deepEqual(await plain.waitFor(3), ["n4997", "n4998", "n4999"]);
+      const history = await (await fetch(`${a.url}/rooms/rec/history?limit=2`)).json();
+      assert.deepEqual(history.map((m: { data: string }) => m.data), ["n4998", "n4999"]);
+      await closeAll([publisher, again, plain]);
+    } finally {
+      for (const node of nodes) await stopNode(node);
+      await redis.stop();
+    }
+  },
+);
+
+clusterTest(
+  "chaos: 3 nodes, one SIGKILLed mid-stream; its clients recover on the others; everyone ends with every message once, in one order",
+  async () => {
+    const redis = await startRedis();
+    const nodes: Node[] = [];
+    try {
+      for (const engine of ["raw", "deno", "raw"] as const) {
+        nodes.push(await startNode(engine, redis.url(), ["--history", "10000"]));
+      }
+      const clients = new Map<string, { client: TestClient; kept: Record<string, unknown>[] }>();
+      for (const [i, node] of nodes.entries()) {
+        for (let k = 0; k < 3; k++) {
+          const client = new TestClient(`${node.wsUrl}/rooms/chaos`, ["hubbub.v1"]);
+          await client.opened();
+          clients.set(`c${i}${k}`, { client, kept: [] });
+        }
+      }
+      await waitForMembers(nodes[0], "chaos", 9);
+      // Every client publishes; node 2 dies in the middle.
+      const perClient = 100;
+      const publishing = [...clients].map(async ([name, entry]) => {
+        for (let i = 0; i < perClient; i++) {
+          if (entry.client.socket.readyState !== WebSocket.OPEN) return;
+          entry.client.socket.send(`${name}:${i}`);
+          await new Promise((resolve) => setTimeout(resolve, 2));
+        }
+      });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      nodes[2].process.child.kill("SIGKILL");
+      await Promise.all(publishing);
+      // The dead node's clients reconnect to the others with what they last saw, and publish the rest.
+      for (const [name, entry] of clients) {
+        if (!name.startsWith("c2")) continue;
+        await entry.client.closed;
+        const seen = parsed(entry.client.received).filter((m) => m.type === "message");
+        entry.kept.push(...seen);
+        const last = seen.at(-1) as { offset: number; epoch: string } | undefined;
+        const target = nodes[name.endsWith("0") ? 0 : 1];
+        const query = last ? `?since=${last.offset}&epoch=${last.epoch}` : "?since=0";
+        const client = new TestClient(`${target.wsUrl}/rooms/chaos${query}`, ["hubbub.v1"]);
+        await client.opened();
+        entry.client = client;
+        const sent = seen.filter((m) => String(m.data).startsWith(`${name}:`)).length;
+        for (let i = sent; i < perClient; i++) client.socket.send(`${name}:${i}:again`);
+        // Its own last message back means everything it sent is in the room's order, before the end marker.
+        const lastAgain = `"data":"${name}:${perClient - 1}:again"`;
+        if (sent < perClient) {
+          await eventually(
+            `${name}'s messages to be in`,
+            () => client.received.some((m) => (m as string).includes(lastAgain)),
+            20_000,
+          );
+        }
+      }
+      publishing.length = 0;
+      // Everyone ends with the same messages, once each, in one order.
+      const marker = clients.get("c00")!.client;
+      marker.socket.send("end");
+      const finals = new Map<string, unknown[]>();
+      for (const [name, entry] of clients) {
+        await eventually(
+          `${name} to see the end`,
+          () => entry.client.received.some((m) => (m as string).includes('"data":"end"')),
+          20_000,
+        );
+        const messages = [...entry.kept, ...parsed(entry.client.received).filter((m) => m.type === "message")];
+        const offsets = messages.map((m) => m.offset as number);
+        assert.deepEqual(
+          offsets,
+          Array.from({ length: offsets.length }, (_, i) => i + 1),
+          `${name}: every offset once, in order`,
+        );
+        finals.set(name, messages.map((m) => m.data));
+      }
+      const reference = finals.get("c00")!;
+      for (const [name, messages] of finals) assert.deepEqual(messages, reference, `${name} agrees with c00`);
+      console.log(
+        `  chaos: ${clients.size} clients each hold the same ${reference.length} messages (${
+          perClient * clients.size
+        } published, node 2 killed)`,
+      );
+      await closeAll([...clients.values()].map((entry) => entry.client));
+    } finally {
+      for (const node of nodes) await stopNode(node);
+      await redis.stop();
+    }
+  },
+);

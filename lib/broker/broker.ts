@@ -8,11 +8,23 @@
  */
 
 import type { Message } from "../hub/peer.ts";
+import type { HistoryPage } from "./history.ts";
 
 /** What a broker delivers to: the hub's fan-out to this node's members of a room. */
 export interface BrokerTarget {
-  /** Hands `data` to every local member of `room`, unchanged; `size` is its byte size. Returns the peers reached. */
-  deliver(room: string, data: Message, size: number): number;
+  /**
+   * Hands `data` to every local member of `room`, unchanged; `size` is its byte size, `offset` its place in the room
+   * under `epoch`. Returns the peers reached.
+   */
+  deliver(room: string, data: Message, size: number, offset: number, epoch: string): number;
+}
+
+/** Which part of a room's history to read: the messages after an offset, or the newest few. */
+export interface HistoryQuery {
+  /** Messages after this offset. */
+  readonly after?: number;
+  /** Only the newest this many. */
+  readonly last?: number;
 }
 
 /** Where a broker stands: `ok` when messages flow, `down` while they cannot (they are buffered meanwhile). */
@@ -66,6 +78,8 @@ export interface Broker {
   members(room: string): Promise<number>;
   /** The live nodes. */
   nodes(): Promise<NodeInfo[]>;
+  /** The room's epoch, latest offset and kept messages (none when history is off), from the shared store. */
+  history(room: string, query: HistoryQuery): Promise<HistoryPage>;
   /** Stops: unsubscribes, removes this node from the cluster's counts, closes connections and timers. */
   close(): Promise<void>;
 }

@@ -21,7 +21,8 @@
 import type { Message } from "../hub/peer.ts";
 import type { Stats } from "../hub/stats.ts";
 import type { Logger } from "../log.ts";
-import type { Broker, BrokerState, BrokerTarget, ClusterCounts, NodeInfo } from "./broker.ts";
+import type { Broker, BrokerState, BrokerTarget, ClusterCounts, HistoryQuery, NodeInfo } from "./broker.ts";
+import { type HistoryEntry, type HistoryPage, ROOM_LOG_DEFAULTS } from "./history.ts";
 import { RedisClient, RedisScript, type RedisState } from "./redis_client.ts";
 import { RedisConnectionError } from "./redis_connection.ts";
 import { RedisSubscriber } from "./redis_subscriber.ts";
@@ -50,6 +51,12 @@ export interface RedisBrokerOptions {
   streamLength?: number;
   /** Seconds a room's stream and offsets live after its last message. A day: rooms come back after a night. @default {86400} */
   roomTtlSeconds?: number;
+  /** Messages of a room served as history (`--history`); 0 serves none (the stream still fills gaps). @default {0} */
+  historySize?: number;
+  /** Seconds a message is served as history. @default {300} */
+  historyTtlSeconds?: number;
+  /** Bytes of a room's newest messages served as history, at most. @default {4194304} */
+  historyMaxBytes?: number;
   /** This node's address for the node table (`http://host:port`); asked at each heartbeat (known once listening). */
   address: () => string;
   /** This node's open connections, for its heartbeat. */
@@ -94,7 +101,9 @@ if seq == 1 or not epoch then
   redis.call('HSET', KEYS[1], 'epoch', epoch)
   if seq == 1 then redis.call('DEL', KEYS[2]) end
 end
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], seq .. '-0', 'k', ARGV[2], 'd', ARGV[3], 'e', epoch)
+local now = redis.call('TIME')
+local ms = now[1] * 1000 + math.floor(now[2] / 1000)
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], seq .. '-0', 'k', ARGV[2], 'd', ARGV[3], 'e', epoch, 't', ms)
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 redis.call('EXPIRE', KEYS[2], ARGV[6])
 redis.call('PUBLISH', ARGV[1], seq .. ' ' .. epoch .. ' ' .. ARGV[2] .. '\\n' .. ARGV[3])
@@ -118,6 +127,13 @@ interface Inbound {
   readonly epoch: string;
   readonly kind: "t" | "b";
   readonly bytes: Uint8Array;
+  /** When Redis stored it (stream entries only). */
+  readonly time: number;
+}
+
+/** The message itself: text decoded, binary as an `ArrayBuffer` of its own. */
+function toMessage(message: Inbound): Message {
+  return message.kind === "t" ? decoder.decode(message.bytes) : message.bytes.slice().buffer;
 }
 
 /** What this node knows of a room it has members in. */
@@ -170,6 +186,9 @@ export class RedisBroker implements Broker {
   readonly #streamLength: number;
   readonly #roomTtl: number;
   readonly #nodeTtlMs: number;
+  readonly #historySize: number;
+  readonly #historyTtlMs: number;
+  readonly #historyMaxBytes: number;
   readonly #startedAt = Date.now();
   readonly #client: RedisClient;
   readonly #subscriber: RedisSubscriber;
@@ -200,7 +219,18 @@ export class RedisBroker implements Broker {
       throw new TypeError(`The Redis prefix must be 1-64 letters, digits or -_.: characters: ${this.#prefix}`);
     }
     this.#bufferBytes = positive("bufferBytes", options.bufferBytes ?? REDIS_BROKER_DEFAULTS.bufferBytes);
-    this.#streamLength = positive("streamLength", options.streamLength ?? REDIS_BROKER_DEFAULTS.streamLength);
+    this.#historySize = options.historySize ?? 0;
+    if (!Number.isSafeInteger(this.#historySize) || this.#historySize < 0) {
+      throw new RangeError(`historySize must be a whole number >= 0: ${this.#historySize}`);
+    }
+    this.#historyTtlMs = positive("historyTtlSeconds", options.historyTtlSeconds ?? ROOM_LOG_DEFAULTS.ttlSeconds) *
+      1000;
+    this.#historyMaxBytes = positive("historyMaxBytes", options.historyMaxBytes ?? ROOM_LOG_DEFAULTS.maxBytes);
+    // The stream serves gap fill and history: long enough for both.
+    this.#streamLength = Math.max(
+      this.#historySize,
+      positive("streamLength", options.streamLength ?? REDIS_BROKER_DEFAULTS.streamLength),
+    );
     this.#roomTtl = positive("roomTtlSeconds", options.roomTtlSeconds ?? REDIS_BROKER_DEFAULTS.roomTtlSeconds);
     this.#nodeTtlMs = positive("nodeTtlMs", options.nodeTtlMs ?? REDIS_BROKER_DEFAULTS.nodeTtlMs);
     const heartbeatMs = positive("heartbeatMs", options.heartbeatMs ?? REDIS_BROKER_DEFAULTS.heartbeatMs);
@@ -346,6 +376,38 @@ export class RedisBroker implements Broker {
       });
     });
     return nodes;
+  }
+
+  /**
+   * The room's epoch and latest offset, and the kept messages asked for: the newest `historySize` of the room's
+   * stream that are younger than the history TTL and fit in `historyMaxBytes` (counted from the newest).
+   */
+  async history(room: string, query: HistoryQuery): Promise<HistoryPage> {
+    const stream = this.#key(`room:{${room}}:stream`);
+    const limit = Math.min(this.#historySize, query.last ?? this.#historySize);
+    const [meta, time, raw] = await Promise.all([
+      this.#client.command(["HMGET", this.#key(`room:{${room}}:meta`), "seq", "epoch"]),
+      this.#client.command(["TIME"]),
+      limit === 0
+        ? Promise.resolve([] as RespValue[])
+        : this.#client.command(["XREVRANGE", stream, "+", `${(query.after ?? 0) + 1}-0`, "COUNT", limit]),
+    ]);
+    const [seq, epoch] = meta as RespValue[];
+    const latest = Number(text(seq) ?? 0);
+    const [seconds, micros] = (time as RespValue[]).map((part) => Number(text(part) ?? 0));
+    const oldest = seconds * 1000 + Math.floor(micros / 1000) - this.#historyTtlMs;
+    const entries: HistoryEntry[] = [];
+    let bytes = 0;
+    for (const item of (raw as RespValue[]) ?? []) {
+      const entry = parseEntry(item);
+      if (entry === undefined || entry.time < oldest || bytes + entry.bytes.length > this.#historyMaxBytes) break;
+      bytes += entry.bytes.length;
+      entries.push({ offset: entry.offset, data: toMessage(entry), size: entry.bytes.length, time: entry.time });
+    }
+    entries.reverse();
+    // What the history reaches back to: everything before the oldest entry served is gone (or was never kept).
+    const first = entries.length > 0 ? entries[0].offset : latest + 1;
+    return { epoch: text(epoch) ?? "", latest, first, entries };
   }
 
   /** Leaves the cluster (its counts go at once), closes both connections and every timer. */
@@ -592,8 +654,7 @@ export class RedisBroker implements Broker {
       });
     }
     state.last = message.offset;
-    const data: Message = message.kind === "t" ? decoder.decode(message.bytes) : message.bytes.slice().buffer;
-    this.#target?.deliver(room, data, message.bytes.length);
+    this.#target?.deliver(room, toMessage(message), message.bytes.length, message.offset, message.epoch);
   }
 
   /** The ids of nodes whose heartbeat is recent, cleaning out the others. */
@@ -669,7 +730,7 @@ function parsePayload(payload: Uint8Array): Inbound | undefined {
   if (newline < 0) return undefined;
   const [offset, epoch, kind] = decoder.decode(payload.subarray(0, newline)).split(" ");
   if (kind !== "t" && kind !== "b") return undefined;
-  return { offset: Number(offset), epoch, kind, bytes: payload.subarray(newline + 1) };
+  return { offset: Number(offset), epoch, kind, bytes: payload.subarray(newline + 1), time: 0 };
 }
 
 /** Parses a stream entry `[id, [k, kind, d, data, e, epoch]]`. */
@@ -680,12 +741,14 @@ function parseEntry(entry: RespValue): Inbound | undefined {
   let kind: string | undefined;
   let bytes: Uint8Array | undefined;
   let epoch: string | undefined;
+  let time = 0;
   for (let i = 0; i + 1 < fields.length; i += 2) {
     const name = text(fields[i]);
-    if (name === "k") kind = text(fields[i + 1]);
+    if (name === "t") time = Number(text(fields[i + 1]) ?? 0);
+    else if (name === "k") kind = text(fields[i + 1]);
     else if (name === "d") bytes = fields[i + 1] instanceof Uint8Array ? fields[i + 1] as Uint8Array : new Uint8Array();
     else if (name === "e") epoch = text(fields[i + 1]);
   }
   if ((kind !== "t" && kind !== "b") || bytes === undefined || epoch === undefined) return undefined;
-  return { offset: Number(id.split("-")[0]), epoch, kind, bytes };
+  return { offset: Number(id.split("-")[0]), epoch, kind, bytes, time };
 }

@@ -17,6 +17,8 @@
  */
 
 import type { Broker } from "../broker/broker.ts";
+import { type HistoryPage, RoomLog } from "../broker/history.ts";
+import { envelopeJoined, envelopeMessage } from "./envelope.ts";
 import { CLOSE_CODE } from "../ws/close_code.ts";
 import type { Logger } from "../log.ts";
 import { SILENT_LOGGER } from "../log.ts";
@@ -28,10 +30,66 @@ import { messageSize } from "../ws/utf8.ts";
 /**
  * Where a connection's messages go: back to the sender, or to every member of a room. `publish: false` makes a
  * subscribe-only member: it receives the room, and a message from it closes it with 1008 and reaches nobody.
+ * `envelope: true` (the `hubbub.v1` subprotocol) delivers every room message as a JSON envelope with its offset and
+ * epoch, after a `joined` frame; `join` asks for a replay or a recovery when joining.
  */
 export type Endpoint =
   | { readonly kind: "echo" }
-  | { readonly kind: "room"; readonly room: string; readonly publish?: boolean };
+  | {
+    readonly kind: "room";
+    readonly room: string;
+    readonly publish?: boolean;
+    readonly envelope?: boolean;
+    readonly join?: JoinOptions;
+  };
+
+/** What a member asks for when it joins a room, from its URL (`?replay=`, `?since=&epoch=`). */
+export interface JoinOptions {
+  /** Deliver the newest this many kept messages first. */
+  readonly replay?: number;
+  /** Deliver every message after this offset first, if the history still holds all of them (never a part). */
+  readonly since?: number;
+  /** The epoch `since` belongs to; a different one means the history was lost (nothing is replayed). */
+  readonly epoch?: string;
+}
+
+/** Whether a recovery delivered everything after `since`, and how many messages that was. */
+export interface CatchUpPlan {
+  /** The messages to send before live ones. */
+  readonly entries: HistoryPage["entries"];
+  /** Whether every message after `since` is among them. */
+  readonly recovered: boolean;
+  /** How many messages the room had after `since` (0 without `since`). */
+  readonly missed: number;
+}
+
+/**
+ * Decides what a joining member gets from `page`: with `since`, every message after it (only if the epoch matches
+ * and the history reaches back that far: never a partial replay), or nothing; with `replay`, the newest ones.
+ *
+ * @example
+ * ```ts
+ * import { planCatchUp } from "./hub.ts";
+ * import assert from "node:assert/strict";
+ * const entry = (offset: number) => ({ offset, data: `m${offset}`, size: 2, time: 0 });
+ * const page = { epoch: "e", latest: 5, first: 3, entries: [entry(4), entry(5)] };
+ * assert.equal(planCatchUp(page, { since: 3, epoch: "e" }).recovered, true);
+ * assert.equal(planCatchUp(page, { since: 1, epoch: "e" }).recovered, false); // 2 and 3 are gone
+ * assert.equal(planCatchUp(page, { since: 3, epoch: "other" }).entries.length, 0);
+ * ```
+ */
+export function planCatchUp(page: HistoryPage, join: JoinOptions): CatchUpPlan {
+  const since = join.since;
+  if (since === undefined) {
+    const entries = join.replay === undefined ? [] : page.entries.slice(Math.max(0, page.entries.length - join.replay));
+    return { entries, recovered: false, missed: 0 };
+  }
+  const sameEpoch = join.epoch === undefined || join.epoch === page.epoch;
+  const missed = sameEpoch ? Math.max(0, page.latest - since) : 0;
+  const reaches = page.first <= since + 1 || since >= page.latest;
+  if (!sameEpoch || since > page.latest || !reaches) return { entries: [], recovered: false, missed };
+  return { entries: page.entries.filter((entry) => entry.offset > since), recovered: true, missed };
+}
 
 /** Hub limits and collaborators; every limit is enforced per peer. */
 export interface HubOptions {
@@ -66,6 +124,11 @@ export interface HubOptions {
    */
   afterDelivery?: () => void;
   /**
+   * This node's room offsets and kept messages (`--history`), used when there is no broker (a broker keeps its own).
+   * @default {a log that keeps no message}
+   */
+  log?: RoomLog;
+  /**
    * The broker that sequences room messages across nodes (see `lib/broker/broker.ts`). Without one, a room message is
    * fanned out to this hub's members at once; with one, every room message goes through it, and comes back (here
    * too) in the room's one order. Echo never leaves the hub. @default {undefined}
@@ -90,10 +153,21 @@ export interface Connection {
   disconnect(): void;
 }
 
+/** A room message waiting for a member that is still receiving its replay. */
+interface Pending {
+  readonly data: Message;
+  readonly offset: number;
+  readonly envelope: string | undefined;
+}
+
 class Member implements Connection {
   readonly peer: Peer;
   readonly endpoint: Endpoint | undefined;
   readonly rooms: Set<Room<Member>> = new Set();
+  /** Whether it gets room messages in the `hubbub.v1` envelope. */
+  readonly envelope: boolean;
+  /** Live messages held while its replay is read (from a broker, asynchronously); undefined once caught up. */
+  pending: Pending[] | undefined;
   gone = false;
   tokens: number;
   refilledAt: number;
@@ -103,6 +177,7 @@ class Member implements Connection {
     this.#hub = hub;
     this.peer = peer;
     this.endpoint = endpoint;
+    this.envelope = endpoint?.kind === "room" && endpoint.envelope === true;
     this.tokens = tokens;
     this.refilledAt = now;
   }
@@ -166,6 +241,7 @@ export class Hub {
   readonly #logger: Logger;
   readonly #afterDelivery: () => void;
   readonly #broker: Broker | undefined;
+  readonly #log: RoomLog;
   /** Nesting depth of fan-outs in progress; membership changes wait while it is above 0. */
   #publishing = 0;
   #deferred: (() => void)[] = [];
@@ -190,7 +266,10 @@ export class Hub {
     this.#afterDelivery = options.afterDelivery ?? (() => {});
     this.stats = options.stats ?? new Stats();
     this.#broker = options.broker;
-    this.#broker?.attach({ deliver: (room, data, size) => this.#fanOut(room, data, size) });
+    this.#log = options.log ?? new RoomLog();
+    this.#broker?.attach({
+      deliver: (room, data, size, offset, epoch) => this.#fanOut(room, data, size, offset, epoch),
+    });
   }
 
   /** Number of connected peers (evicted peers no longer count). */
@@ -290,7 +369,7 @@ export class Hub {
         stats.bytesOut += size;
       }
     } else if (this.#broker === undefined) {
-      this.#fanOut(endpoint.room, data, size);
+      this.#sequenceAndFanOut(endpoint.room, data, size);
     } else {
       this.#broker.publish(endpoint.room, data, size);
     }
@@ -303,7 +382,7 @@ export class Hub {
    */
   publish(room: string, data: Message): number {
     const size = messageSize(data);
-    if (this.#broker === undefined) return this.#fanOut(room, data, size);
+    if (this.#broker === undefined) return this.#sequenceAndFanOut(room, data, size);
     this.#broker.publish(room, data, size);
     return 0;
   }
@@ -328,14 +407,28 @@ export class Hub {
     }
   }
 
-  #fanOut(name: string, data: Message, size: number): number {
+  /** Without a broker: the room's next offset (and its place in the history), then the fan-out. */
+  #sequenceAndFanOut(name: string, data: Message, size: number): number {
+    const { offset, epoch } = this.#log.append(name, data, size);
+    return this.#fanOut(name, data, size, offset, epoch);
+  }
+
+  #fanOut(name: string, data: Message, size: number, offset: number, epoch: string): number {
     const room = this.#rooms.get(name);
     if (room === undefined) return 0;
     let delivered = 0;
+    // Built once per fan-out, and only if a member wants it.
+    let envelope: string | undefined;
     this.#publishing++;
     try {
       for (const member of room.members) {
-        if (!member.gone && this.#deliver(member, data)) delivered++;
+        if (member.gone) continue;
+        if (member.envelope) envelope ??= envelopeMessage(name, offset, epoch, data);
+        if (member.pending !== undefined) {
+          member.pending.push({ data, offset, envelope });
+          continue;
+        }
+        if (this.#deliver(member, member.envelope ? envelope! : data)) delivered++;
       }
     } finally {
       this.#afterDelivery();
@@ -405,6 +498,13 @@ export class Hub {
 
   #join(member: Member, name: string): void {
     if (member.gone) return;
+    const endpoint = member.endpoint;
+    const join = endpoint?.kind === "room" && endpoint.room === name ? endpoint.join : undefined;
+    const catchUp = member.envelope || join !== undefined;
+    if (catchUp && this.#broker === undefined) {
+      // One node: the replay and the join happen in one step, so the next message is the first live one.
+      this.#sendCatchUp(member, name, this.#log.read(name, historyQuery(join)), join ?? {});
+    }
     let room = this.#rooms.get(name);
     if (room === undefined) {
       room = new Room(name);
@@ -413,13 +513,75 @@ export class Hub {
     const before = room.size;
     room.members.add(member);
     member.rooms.add(room);
-    if (room.size !== before) this.#broker?.membership(name, room.size);
+    if (room.size !== before) {
+      this.#broker?.membership(name, room.size);
+      if (before === 0) this.#log.setActive(name, true);
+    }
+    if (catchUp && this.#broker !== undefined) {
+      // Across nodes the history is read from the broker: live messages wait meanwhile, then go after the replay.
+      member.pending = [];
+      this.#broker.history(name, historyQuery(join)).then(
+        (page) => this.#finishCatchUp(member, name, page, join ?? {}),
+        () => this.#finishCatchUp(member, name, undefined, join ?? {}),
+      );
+    }
+  }
+
+  /** Sends the `joined` frame (envelope members) and the replay; returns the last offset sent (or the latest). */
+  #sendCatchUp(member: Member, room: string, page: HistoryPage, join: JoinOptions): number {
+    const plan = planCatchUp(page, join);
+    if (join.since !== undefined) this.stats.countRecovery(plan.recovered ? "recovered" : "lost");
+    const peer = member.peer;
+    if (member.envelope) {
+      const { recovered, missed } = plan;
+      this.#sendUnchecked(member, envelopeJoined({ room, offset: page.latest, epoch: page.epoch, recovered, missed }));
+    }
+    // The replay is sent whole (bounded by the history's own limits); the slow-consumer cap applies from the next
+    // live message on.
+    for (const entry of plan.entries) {
+      if (member.gone) break;
+      this.#sendUnchecked(
+        member,
+        member.envelope ? envelopeMessage(room, entry.offset, page.epoch, entry.data) : entry.data,
+      );
+    }
+    this.#afterDelivery();
+    if (plan.entries.length > 0) {
+      this.#logger.log("debug", "replayed", { peer: peer.id, room, count: plan.entries.length });
+    }
+    return page.latest;
+  }
+
+  #finishCatchUp(member: Member, room: string, page: HistoryPage | undefined, join: JoinOptions): void {
+    const pending = member.pending ?? [];
+    member.pending = undefined;
+    if (member.gone) return;
+    let last = -1;
+    if (page !== undefined) last = this.#sendCatchUp(member, room, page, join);
+    // Live messages that came in meanwhile, minus those the replay already covered.
+    for (const message of pending) {
+      if (message.offset <= last) continue;
+      if (!this.#deliver(member, member.envelope ? message.envelope! : message.data)) break;
+    }
+    this.#afterDelivery();
+  }
+
+  /** A send outside the slow-consumer check (a replay); a throwing send still evicts. */
+  #sendUnchecked(member: Member, data: Message): void {
+    try {
+      member.peer.send(data);
+    } catch (error) {
+      this.#evict(member, "send_error", undefined, error);
+    }
   }
 
   #leave(member: Member, room: Room<Member>): void {
     if (!room.members.delete(member)) return;
     member.rooms.delete(room);
-    if (room.size === 0 && this.#rooms.get(room.name) === room) this.#rooms.delete(room.name);
+    if (room.size === 0 && this.#rooms.get(room.name) === room) {
+      this.#rooms.delete(room.name);
+      this.#log.setActive(room.name, false);
+    }
     this.#broker?.membership(room.name, room.size);
   }
 
@@ -433,4 +595,10 @@ export class Hub {
     this.#deferred = [];
     for (const change of changes) change();
   }
+}
+
+/** What a join asks of the history: the messages after `since`, the newest `replay`, or none (the epoch and offset). */
+function historyQuery(join: JoinOptions | undefined): { after?: number; last?: number } {
+  if (join?.since !== undefined) return { after: join.since };
+  return { last: join?.replay ?? 0 };
 }

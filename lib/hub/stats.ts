@@ -59,6 +59,14 @@ export class Stats {
     this.refused.set(label, (this.refused.get(label) ?? 0) + 1);
   }
 
+  /** Reconnections with `?since=` by result: every missed message delivered, or not (history too short, new epoch). */
+  readonly recoveries: { recovered: number; lost: number } = { recovered: 0, lost: 0 };
+
+  /** Counts one recovery attempt. */
+  countRecovery(result: "recovered" | "lost"): void {
+    this.recoveries[result]++;
+  }
+
   /** Counts one failed accept under `reason`. */
   countAcceptError(reason: string): void {
     this.acceptErrors.set(reason, (this.acceptErrors.get(reason) ?? 0) + 1);

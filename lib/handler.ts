@@ -168,8 +168,13 @@ export function createHandler(options: HandlerOptions): Handler {
       connection.disconnect();
       connection.peer.close(CLOSE_CODE.Unauthorized, TOKEN_EXPIRED_REASON);
     });
-    // A subscribe-only identity joins unable to send: the hub closes it with 1008 if it tries.
-    const joined = room !== undefined && !permissions.canPublish(room) ? { ...endpoint, publish: false } : endpoint;
+    // A subscribe-only identity joins unable to send: the hub closes it with 1008 if it tries. An identified member
+    // counts in the room's presence.
+    let joined = endpoint;
+    if (endpoint.kind === "room") {
+      if (!permissions.canPublish(endpoint.room)) joined = { ...endpoint, publish: false };
+      if (sub !== undefined) joined = { ...joined, sub } as Endpoint;
+    }
     try {
       const response = upgrade({ request, endpoint: joined, release, ip, path, protocol, sub, opened });
       stats.upgrades++;
@@ -220,7 +225,13 @@ export function createHandler(options: HandlerOptions): Handler {
         const join = parseJoin(params, config.historySize);
         if ("error" in join) return refuse({ status: 400, reason: join.error, label: "bad_join" }, path, ip);
         const envelope = protocol === HUBBUB_PROTOCOL;
-        if (join.join !== undefined || envelope) endpoint = { ...endpoint, join: join.join, envelope };
+        const presence = params.get("presence");
+        if (presence !== null && presence !== "1" && presence !== "0") {
+          return refuse({ status: 400, reason: "presence must be 1 or 0", label: "bad_join" }, path, ip);
+        }
+        if (join.join !== undefined || envelope) {
+          endpoint = { ...endpoint, join: join.join, envelope, presence: envelope && presence === "1" };
+        }
       }
       return accept(request, params, endpoint, protocol, { path, ip });
     }
@@ -248,6 +259,8 @@ export function createHandler(options: HandlerOptions): Handler {
         return plain(200, renderMetrics({ hub, memory: memory(), log }), { "content-type": METRICS_CONTENT_TYPE });
       case "history":
         return history(request, where.room, params, path, ip);
+      case "presence":
+        return presence(request, where.room, params, path, ip);
       case "socket":
         return plain(200, page, { "content-type": "text/html; charset=utf-8" });
     }
@@ -310,6 +323,30 @@ export function createHandler(options: HandlerOptions): Handler {
     const entries = limit === undefined ? page.entries : page.entries.slice(0, limit);
     const body = `[${entries.map((entry) => envelopeMessage(room, entry.offset, page.epoch, entry.data)).join(",")}]`;
     return plain(200, body, JSON_HEADERS);
+  }
+
+  /** `GET /rooms/<name>/presence`: members, and identified users with their connection counts, across the cluster. */
+  async function presence(
+    request: Request,
+    room: string,
+    params: URLSearchParams,
+    path: string,
+    ip: string,
+  ): Promise<Response> {
+    const identity = await authorize({ headers: request.headers, params }, config, { room, action: "subscribe" });
+    if ("status" in identity) {
+      logger.log("info", "presence refused", { status: identity.status, reason: identity.label, path, ip });
+      return plain(identity.status, identity.reason + "\n", identity.headers);
+    }
+    if (broker === undefined) {
+      const body = { room, members: hub.members(room), users: hub.users(room).sort((a, b) => a.sub < b.sub ? -1 : 1) };
+      return plain(200, JSON.stringify(body), JSON_HEADERS);
+    }
+    try {
+      return plain(200, JSON.stringify({ room, ...await broker.roomPresence(room) }), JSON_HEADERS);
+    } catch {
+      return plain(503, "Presence is unavailable while the broker is down\n");
+    }
   }
 
   /** `POST /rooms/<name>`: the body goes into the room as one message (text for text and JSON types). */

@@ -20,7 +20,7 @@ export const ROOM_NAME = /^[A-Za-z0-9._-]{1,64}$/;
 /** What a path resolves to. */
 export type Route =
   | { readonly kind: "socket"; readonly endpoint: Endpoint }
-  | { readonly kind: "history"; readonly room: string }
+  | { readonly kind: "history" | "presence"; readonly room: string }
   | { readonly kind: "healthz" | "metrics" | "stats" }
   | { readonly kind: "error"; readonly status: 400 | 404; readonly reason: string; readonly label: string };
 
@@ -74,11 +74,15 @@ export function parseRoute(pathname: string, options: { mode?: Mode } = {}): Rou
       return { kind: "stats" };
     case "/history":
       return { kind: "history", room: MAIN_ROOM };
+    case "/presence":
+      return { kind: "presence", room: MAIN_ROOM };
   }
-  if (pathname.startsWith("/rooms/") && pathname.endsWith("/history")) {
-    const parsed = parseRoomName(pathname.slice("/rooms/".length, -"/history".length));
-    if ("error" in parsed) return { kind: "error", status: 400, reason: parsed.error, label: "bad_room" };
-    return { kind: "history", room: parsed.name };
+  for (const kind of ["history", "presence"] as const) {
+    if (pathname.startsWith("/rooms/") && pathname.endsWith(`/${kind}`)) {
+      const parsed = parseRoomName(pathname.slice("/rooms/".length, -(kind.length + 1)));
+      if ("error" in parsed) return { kind: "error", status: 400, reason: parsed.error, label: "bad_room" };
+      return { kind, room: parsed.name };
+    }
   }
   if (pathname === "/rooms" || pathname.startsWith("/rooms/")) {
     const parsed = parseRoomName(pathname.slice("/rooms/".length));

@@ -7,6 +7,7 @@
 
 import assert from "node:assert/strict";
 import { closeAll, eventually, openClients, TestClient } from "./_harness.ts";
+import { signJwt } from "../lib/auth/jwt.ts";
 import { runMain } from "./_process.ts";
 import { startRedis } from "./_redis.ts";
 import { asText, getJson, metric, type Node, startNode, stopNode, waitForMembers, withRedis } from "./_cluster.ts";
@@ -535,6 +536,50 @@ clusterTest(
         } published, node 2 killed)`,
       );
       await closeAll([...clients.values()].map((entry) => entry.client));
+    } finally {
+      for (const node of nodes) await stopNode(node);
+      await redis.stop();
+    }
+  },
+);
+
+clusterTest(
+  "presence across two nodes: one join per user whichever node its tabs are on, counts from both",
+  async () => {
+    const redis = await startRedis();
+    const nodes: Node[] = [];
+    const secret = "a secret of at least thirty-two bytes!";
+    const token = (sub: string) => signJwt({ secret, claims: { sub } });
+    try {
+      const args = ["--jwt-secret", secret];
+      nodes.push(await startNode("deno", redis.url(), args), await startNode("raw", redis.url(), args));
+      const [a, b] = nodes;
+      const frames = (client: TestClient) =>
+        parsed(client.received).filter((f) => f.type === "join" || f.type === "leave").map((f) => `${f.type} ${f.sub}`);
+      const watcher = new TestClient(`${a.wsUrl}/rooms/team?token=${await token("watcher")}&presence=1`, ["hubbub.v1"]);
+      await watcher.opened();
+      await eventually("the watcher's join", () => frames(watcher).includes("join watcher"));
+      const alice = await token("alice");
+      const tabA = new TestClient(`${a.wsUrl}/rooms/team?token=${alice}`);
+      await tabA.opened();
+      await eventually("alice's join", () => frames(watcher).includes("join alice"));
+      const tabB = new TestClient(`${b.wsUrl}/rooms/team?token=${alice}`);
+      await tabB.opened();
+      await eventually("both of alice's tabs counted on node B", async () => {
+        const body = (await getJson(b, `/rooms/team/presence?token=${alice}`)).body;
+        return JSON.stringify(body.users) ===
+          JSON.stringify([{ sub: "alice", connections: 2 }, { sub: "watcher", connections: 1 }]);
+      });
+      await eventually("three members counted on node A", async () => {
+      return (await getJson(a, `/rooms/team/presence?token=${alice}`)).body.members === 3;
+    });
+      await tabA.close();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.deepEqual(frames(watcher), ["join watcher", "join alice"], "no leave while her other tab is open");
+      await tabB.close();
+      await eventually("alice's leave", () => frames(watcher).includes("leave alice"));
+      assert.deepEqual(frames(watcher), ["join watcher", "join alice", "leave alice"]);
+      await watcher.close();
     } finally {
       for (const node of nodes) await stopNode(node);
       await redis.stop();

@@ -17,6 +17,16 @@ export interface BrokerTarget {
    * under `epoch`. Returns the peers reached.
    */
   deliver(room: string, data: Message, size: number, offset: number, epoch: string): number;
+  /** A user's first connection joined `room` somewhere in the cluster, or its last one left. */
+  presence(room: string, type: "join" | "leave", sub: string): void;
+}
+
+/** A room's identified users across the cluster, with their connection counts. */
+export interface PresenceCounts {
+  /** Members, anonymous ones included. */
+  readonly members: number;
+  /** Identified users and their connections, sorted by name. */
+  readonly users: { sub: string; connections: number }[];
 }
 
 /** Which part of a room's history to read: the messages after an offset, or the newest few. */
@@ -78,6 +88,10 @@ export interface Broker {
   members(room: string): Promise<number>;
   /** The live nodes. */
   nodes(): Promise<NodeInfo[]>;
+  /** This node's connections of user `sub` in `room` changed by `delta` (the broker announces cluster-wide joins/leaves). */
+  presence(room: string, sub: string, delta: 1 | -1): void;
+  /** Members and identified users of `room` across the cluster. */
+  roomPresence(room: string): Promise<PresenceCounts>;
   /** The room's epoch, latest offset and kept messages (none when history is off), from the shared store. */
   history(room: string, query: HistoryQuery): Promise<HistoryPage>;
   /** Stops: unsubscribes, removes this node from the cluster's counts, closes connections and timers. */

@@ -21,7 +21,15 @@
 import type { Message } from "../hub/peer.ts";
 import type { Stats } from "../hub/stats.ts";
 import type { Logger } from "../log.ts";
-import type { Broker, BrokerState, BrokerTarget, ClusterCounts, HistoryQuery, NodeInfo } from "./broker.ts";
+import type {
+  Broker,
+  BrokerState,
+  BrokerTarget,
+  ClusterCounts,
+  HistoryQuery,
+  NodeInfo,
+  PresenceCounts,
+} from "./broker.ts";
 import { type HistoryEntry, type HistoryPage, ROOM_LOG_DEFAULTS } from "./history.ts";
 import { RedisClient, RedisScript, type RedisState } from "./redis_client.ts";
 import { RedisConnectionError } from "./redis_connection.ts";
@@ -110,6 +118,34 @@ redis.call('PUBLISH', ARGV[1], seq .. ' ' .. epoch .. ' ' .. ARGV[2] .. '\\n' ..
 return seq
 `;
 
+// KEYS: this node's users hash for the room. ARGV: sub, delta, ttl ms, oldest live heartbeat, nodes key, node key
+// prefix, users key suffix, channel. Counts the user's connections on every live node, atomically, and announces a
+// first join or a last leave on the room's channel.
+const PRESENCE_SCRIPT = `
+local mine = redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
+if mine <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+local total = 0
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', ARGV[5], ARGV[4], '+inf')) do
+  total = total + tonumber(redis.call('HGET', ARGV[6] .. id .. ARGV[7], ARGV[1]) or '0')
+end
+local delta = tonumber(ARGV[2])
+if (delta > 0 and total == 1) or (delta < 0 and total == 0) then
+  redis.call('PUBLISH', ARGV[8], 'P ' .. (delta > 0 and 'join' or 'leave') .. '\\n' .. ARGV[1])
+end
+return total
+`;
+
+// KEYS: this node's users hash for a room. ARGV: ttl ms, then sub, count pairs. Rewrites it whole, atomically.
+const USERS_SCRIPT = `
+redis.call('DEL', KEYS[1])
+if #ARGV > 1 then
+  redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return 1
+`;
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const NEWLINE = 0x0a;
@@ -150,6 +186,8 @@ interface RoomState {
   pending: Inbound[];
   /** This node's publishes to the room held until it is ready (so its own members see them). */
   held: Outbound[];
+  /** Presence changes held likewise, so the announcement reaches this node too. */
+  heldPresence: { sub: string; delta: 1 | -1 }[];
   /** Set when the room was left; a fill in flight then stops. */
   gone: boolean;
 }
@@ -193,6 +231,10 @@ export class RedisBroker implements Broker {
   readonly #client: RedisClient;
   readonly #subscriber: RedisSubscriber;
   readonly #scriptPromise: Promise<RedisScript>;
+  readonly #presenceScript: Promise<RedisScript>;
+  readonly #usersScript: Promise<RedisScript>;
+  /** This node's identified users per room, with their connection counts here. */
+  readonly #users = new Map<string, Map<string, number>>();
   #script: RedisScript | undefined;
   #target: BrokerTarget | undefined;
   readonly #rooms = new Map<string, RoomState>();
@@ -241,13 +283,19 @@ export class RedisBroker implements Broker {
       clientName: `hubbub-${this.id}`,
     };
     this.#scriptPromise = RedisScript.create(PUBLISH_SCRIPT);
+    this.#presenceScript = RedisScript.create(PRESENCE_SCRIPT);
+    this.#usersScript = RedisScript.create(USERS_SCRIPT);
     this.#client = new RedisClient({
       ...connection,
       onState: (state, error) => this.#clientChanged(state, error),
       // Loaded before "ready" on every connection, so EVALSHA never meets NOSCRIPT: its EVAL fallback would run
       // after publishes issued later, out of their order.
       onConnect: async (redis) => {
-        await redis.command(["SCRIPT", "LOAD", (await this.#scriptPromise).source]);
+        await Promise.all(
+          [this.#scriptPromise, this.#presenceScript, this.#usersScript].map(async (script) =>
+            redis.command(["SCRIPT", "LOAD", (await script).source])
+          ),
+        );
       },
     });
     this.#subscriber = new RedisSubscriber({
@@ -315,6 +363,7 @@ export class RedisBroker implements Broker {
         filling: false,
         pending: [],
         held: [],
+        heldPresence: [],
         gone: false,
       };
       this.#rooms.set(room, fresh);
@@ -329,6 +378,69 @@ export class RedisBroker implements Broker {
       }
       void this.#subscriber.unsubscribe(this.#channel(room));
     }
+  }
+
+  /** Counts a user's connection joining (+1) or leaving (-1) here; Redis announces cluster-wide first joins and last leaves. */
+  presence(room: string, sub: string, delta: 1 | -1): void {
+    let users = this.#users.get(room);
+    if (users === undefined) this.#users.set(room, users = new Map());
+    const count = (users.get(sub) ?? 0) + delta;
+    if (count > 0) users.set(sub, count);
+    else users.delete(sub);
+    if (users.size === 0) this.#users.delete(room);
+    if (this.#clientState !== "ready") return; // the next heartbeat writes this node's users again
+    const state = this.#rooms.get(room);
+    if (state !== undefined && !state.ready) {
+      state.heldPresence.push({ sub, delta });
+      return;
+    }
+    this.#announce(room, sub, delta);
+  }
+
+  /** Runs the presence script: this node's count, the cluster's total, and the announcement on the room's channel. */
+  #announce(room: string, sub: string, delta: 1 | -1): void {
+    void this.#presenceScript.then((script) =>
+      this.#client.eval(script, [this.#usersKey(this.id, room)], [
+        sub,
+        delta,
+        this.#nodeTtlMs,
+        Date.now() - this.#nodeTtlMs,
+        this.#key("nodes"),
+        this.#key("node:"),
+        `:users:{${room}}`,
+        this.#channel(room),
+      ])
+    ).catch(() => {
+      // Lost with the connection: the heartbeat writes this node's users again; the event itself is lost.
+    });
+  }
+
+  /** Members and identified users of `room` on every live node. */
+  async roomPresence(room: string): Promise<PresenceCounts> {
+    const others = (await this.#liveNodes()).filter((id) => id !== this.id);
+    const [members, ...replies] = await Promise.all([
+      this.members(room),
+      ...others.map((id) => this.#client.command(["HGETALL", this.#usersKey(id, room)])),
+    ]);
+    const users = new Map(this.#users.get(room) ?? []);
+    for (const reply of replies) {
+      const list = (reply as RespValue[]) ?? [];
+      for (let i = 0; i + 1 < list.length; i += 2) {
+        const sub = text(list[i]) ?? "";
+        users.set(sub, (users.get(sub) ?? 0) + Number(text(list[i + 1]) ?? 0));
+      }
+    }
+    return {
+      members: members as number,
+      users: [...users].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0).map(([sub, connections]) => ({
+        sub,
+        connections,
+      })),
+    };
+  }
+
+  #usersKey(node: string, room: string): string {
+    return this.#key(`node:${node}:users:{${room}}`);
   }
 
   /** Connections and distinct rooms on every live node (this node's own counted live, the others' as of their heartbeat). */
@@ -580,6 +692,8 @@ export class RedisBroker implements Broker {
       this.#enqueue(message);
     }
     state.held = [];
+    for (const { sub, delta } of state.heldPresence) this.#announce(room, sub, delta);
+    state.heldPresence = [];
   }
 
   /** Reads the room's stream after the last delivered offset, delivers it, then the live messages that waited. */
@@ -623,6 +737,13 @@ export class RedisBroker implements Broker {
     const room = channel.slice(this.#prefix.length + ":room:".length);
     const state = this.#rooms.get(room);
     if (state === undefined) return;
+    if (payload[0] === 0x50 && payload[1] === 0x20) {
+      // "P join\n<sub>" or "P leave\n<sub>": a presence event, outside the room's sequence of messages.
+      const [head, sub] = decoder.decode(payload).split("\n", 2);
+      const type = head.slice(2);
+      if ((type === "join" || type === "leave") && sub !== undefined) this.#target?.presence(room, type, sub);
+      return;
+    }
     const message = parsePayload(payload);
     if (message === undefined) return;
     if (!state.ready || state.filling) {
@@ -721,6 +842,13 @@ export class RedisBroker implements Broker {
       this.#client.command(["ZADD", this.#key("nodes"), now, this.id]),
     ]).catch(() => {});
     this.#writeCounts(true);
+    void this.#usersScript.then((script) => {
+      for (const [room, users] of this.#users) {
+        this.#client.eval(script, [this.#usersKey(this.id, room)], [this.#nodeTtlMs, ...[...users].flat()]).catch(
+          () => {},
+        );
+      }
+    });
   }
 }
 

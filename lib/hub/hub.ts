@@ -18,7 +18,7 @@
 
 import type { Broker } from "../broker/broker.ts";
 import { type HistoryPage, RoomLog } from "../broker/history.ts";
-import { envelopeJoined, envelopeMessage } from "./envelope.ts";
+import { envelopeJoined, envelopeMessage, envelopePresence } from "./envelope.ts";
 import { CLOSE_CODE } from "../ws/close_code.ts";
 import type { Logger } from "../log.ts";
 import { SILENT_LOGGER } from "../log.ts";
@@ -41,6 +41,10 @@ export type Endpoint =
     readonly publish?: boolean;
     readonly envelope?: boolean;
     readonly join?: JoinOptions;
+    /** The member's identity (a JWT's `sub`): counted in the room's presence. Anonymous members are not listed. */
+    readonly sub?: string;
+    /** Envelope members only: also receive `join`/`leave` frames when a user's first connection joins or last leaves. */
+    readonly presence?: boolean;
   };
 
 /** What a member asks for when it joins a room, from its URL (`?replay=`, `?since=&epoch=`). */
@@ -166,6 +170,10 @@ class Member implements Connection {
   readonly rooms: Set<Room<Member>> = new Set();
   /** Whether it gets room messages in the `hubbub.v1` envelope. */
   readonly envelope: boolean;
+  /** Its identity, for presence. */
+  readonly sub: string | undefined;
+  /** Whether it gets presence frames. */
+  readonly presence: boolean;
   /** Live messages held while its replay is read (from a broker, asynchronously); undefined once caught up. */
   pending: Pending[] | undefined;
   gone = false;
@@ -178,6 +186,8 @@ class Member implements Connection {
     this.peer = peer;
     this.endpoint = endpoint;
     this.envelope = endpoint?.kind === "room" && endpoint.envelope === true;
+    this.sub = endpoint?.kind === "room" ? endpoint.sub : undefined;
+    this.presence = this.envelope && endpoint?.kind === "room" && endpoint.presence === true;
     this.tokens = tokens;
     this.refilledAt = now;
   }
@@ -269,6 +279,7 @@ export class Hub {
     this.#log = options.log ?? new RoomLog();
     this.#broker?.attach({
       deliver: (room, data, size, offset, epoch) => this.#fanOut(room, data, size, offset, epoch),
+      presence: (room, type, sub) => this.#presenceEvent(room, type, sub),
     });
   }
 
@@ -285,6 +296,12 @@ export class Hub {
   /** Number of members in `room` (0 when it does not exist). */
   members(room: string): number {
     return this.#rooms.get(room)?.size ?? 0;
+  }
+
+  /** The identified users in `room` on this hub, with their connection counts (anonymous members are not listed). */
+  users(room: string): { sub: string; connections: number }[] {
+    const users = this.#rooms.get(room)?.users;
+    return users === undefined ? [] : [...users].map(([sub, connections]) => ({ sub, connections }));
   }
 
   /** Names of the rooms `peer` is in. */
@@ -516,6 +533,7 @@ export class Hub {
     if (room.size !== before) {
       this.#broker?.membership(name, room.size);
       if (before === 0) this.#log.setActive(name, true);
+      if (member.sub !== undefined) this.#countUser(room, member.sub, 1);
     }
     if (catchUp && this.#broker !== undefined) {
       // Across nodes the history is read from the broker: live messages wait meanwhile, then go after the replay.
@@ -566,6 +584,38 @@ export class Hub {
     this.#afterDelivery();
   }
 
+  /**
+   * A user's connections in a room changed by `delta`. Its first joining or last leaving is a presence event: here at
+   * once without a broker; with one, the broker decides across every node and hands the event back.
+   */
+  #countUser(room: Room<Member>, sub: string, delta: 1 | -1): void {
+    const count = (room.users.get(sub) ?? 0) + delta;
+    if (count > 0) room.users.set(sub, count);
+    else room.users.delete(sub);
+    if (this.#broker !== undefined) this.#broker.presence(room.name, sub, delta);
+    else if (count === (delta > 0 ? 1 : 0)) this.#presenceEvent(room.name, delta > 0 ? "join" : "leave", sub);
+  }
+
+  /** Sends a presence frame to the room's members that asked for them. */
+  #presenceEvent(name: string, type: "join" | "leave", sub: string): void {
+    const room = this.#rooms.get(name);
+    if (room === undefined) return;
+    let frame: string | undefined;
+    this.#publishing++;
+    try {
+      for (const member of room.members) {
+        if (!member.presence || member.gone) continue;
+        frame ??= envelopePresence({ type, room: name, sub });
+        // A member still receiving its replay gets it after the replay (it has no offset to order it by).
+        if (member.pending !== undefined) member.pending.push({ data: frame, offset: Infinity, envelope: frame });
+        else this.#deliver(member, frame);
+      }
+    } finally {
+      this.#afterDelivery();
+      if (--this.#publishing === 0 && this.#deferred.length > 0) this.#runDeferred();
+    }
+  }
+
   /** A send outside the slow-consumer check (a replay); a throwing send still evicts. */
   #sendUnchecked(member: Member, data: Message): void {
     try {
@@ -578,6 +628,7 @@ export class Hub {
   #leave(member: Member, room: Room<Member>): void {
     if (!room.members.delete(member)) return;
     member.rooms.delete(room);
+    if (member.sub !== undefined) this.#countUser(room, member.sub, -1);
     if (room.size === 0 && this.#rooms.get(room.name) === room) {
       this.#rooms.delete(room.name);
       this.#log.setActive(room.name, false);

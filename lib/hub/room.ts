@@ -10,6 +10,8 @@ export class Room<M> {
   readonly name: string;
   /** Members in join order; a `Set` so leaving is O(1) and iteration keeps order. */
   readonly members: Set<M> = new Set();
+  /** Identified users (a JWT's `sub`) among the members, with how many connections each has here. */
+  readonly users: Map<string, number> = new Map();
 
   /** Creates an empty room called `name`. */
   constructor(name: string) {

@@ -71,4 +71,12 @@ export { type AuthOptions, authorize, type Identity, type RoomAction } from "./l
 export { HUBBUB_PROTOCOL } from "./lib/ws/subprotocol.ts";
 export type { Refusal } from "./lib/ws/handshake.ts";
 export type { ClientInfo, Handler, RouteOptions } from "./lib/handler.ts";
-export type { Broker, BrokerState, BrokerTarget, ClusterCounts, HistoryQuery, NodeInfo } from "./lib/broker/broker.ts";
+export type {
+  Broker,
+  BrokerState,
+  BrokerTarget,
+  ClusterCounts,
+  HistoryQuery,
+  NodeInfo,
+  PresenceCounts,
+} from "./lib/broker/broker.ts";

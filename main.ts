@@ -6,14 +6,23 @@
  */
 
 import { parseArgs } from "node:util";
-import { DEFAULTS, type Engine, ENGINES, type ServerOptions } from "./lib/config.ts";
-import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "./lib/log.ts";
+import {
+  DEFAULTS,
+  type Engine,
+  ENGINES,
+  type ResolvedOptions,
+  resolveOptions,
+  type ServerOptions,
+} from "./lib/config.ts";
+import { createLogger, LOG_FORMATS, LOG_LEVELS, type LogFormat, type Logger, type LogLevel } from "./lib/log.ts";
 import { type Mode, MODES } from "./lib/route.ts";
 import { serve } from "./lib/server.ts";
 import { runClient } from "./lib/client/cli.ts";
 import { runToken } from "./lib/auth/token_cli.ts";
 import { createJwtVerifier } from "./lib/auth/jwt.ts";
 import { BEARER_PROTOCOL_PREFIX, HUBBUB_PROTOCOL, SUBPROTOCOL_NAME } from "./lib/ws/subprotocol.ts";
+import type { JwtSettings } from "./lib/worker.ts";
+import { defaultWorkers, serveWorkers } from "./lib/workers.ts";
 import denoJson from "./deno.json" with { type: "json" };
 
 /** Hubbub's version, from deno.json. */
@@ -64,6 +73,13 @@ Flags:
   -V, --version                 show the version
 `;
 
+/** The server's command line, parsed: its options, how many workers, and the JWT settings workers rebuild. */
+interface ParsedArgs {
+  readonly options: ServerOptions;
+  readonly workers: number;
+  readonly jwt?: JwtSettings;
+}
+
 /** A command-line mistake: printed with the usage, exit code 2. */
 class UsageError extends Error {}
 
@@ -82,7 +98,7 @@ function oneOf<T extends string>(name: string, value: string | undefined, allowe
 }
 
 /** Parses server flags into options; throws `UsageError` on a bad flag or value. */
-async function parseServerArgs(args: string[]): Promise<ServerOptions | "help" | "version"> {
+async function parseServerArgs(args: string[]): Promise<ParsedArgs | "help" | "version"> {
   let values;
   try {
     ({ values } = parseArgs({
@@ -104,6 +120,7 @@ async function parseServerArgs(args: string[]): Promise<ServerOptions | "help" |
         "allowed-origin": { type: "string", multiple: true },
         "require-origin": { type: "boolean" },
         token: { type: "string" },
+        workers: { type: "string" },
         "jwt-secret": { type: "string" },
         "jwt-key": { type: "string" },
         "jwt-issuer": { type: "string" },
@@ -191,6 +208,7 @@ async function parseServerArgs(args: string[]): Promise<ServerOptions | "help" |
   }
   const secret = values["jwt-secret"] ?? env("HUBBUB_JWT_SECRET");
   const keyFile = values["jwt-key"];
+  let jwt: JwtSettings | undefined;
   if (secret !== undefined || keyFile !== undefined) {
     let keys;
     try {
@@ -198,20 +216,18 @@ async function parseServerArgs(args: string[]): Promise<ServerOptions | "help" |
     } catch (error) {
       throw new UsageError(`Cannot read --jwt-key: ${(error as Error).message}`);
     }
+    jwt = { secret, keys, issuer: values["jwt-issuer"], audience: values["jwt-audience"] };
     try {
-      options.jwt = await createJwtVerifier({
-        secret,
-        keys,
-        issuer: values["jwt-issuer"],
-        audience: values["jwt-audience"],
-      });
+      options.jwt = await createJwtVerifier(jwt);
     } catch (error) {
       throw new UsageError(`Cannot use the JWT key material: ${(error as Error).message}`);
     }
   } else if (values["jwt-issuer"] !== undefined || values["jwt-audience"] !== undefined) {
     throw new UsageError("--jwt-issuer and --jwt-audience need --jwt-secret or --jwt-key to verify tokens with");
   }
-  return options;
+  const workers = values.workers === "auto" ? defaultWorkers() : integer("workers", values.workers ?? "1", 1, 256);
+  if (workers < 1) throw new UsageError(`--workers must be auto or a whole number from 1 to 256: ${values.workers}`);
+  return { options, workers, jwt };
 }
 
 /** Runs the CLI with `args`; resolves to the exit code once the server has stopped (or at once for errors). */
@@ -234,14 +250,12 @@ export async function main(args: string[] = Deno.args): Promise<number> {
     console.log(`hubbub ${VERSION} (deno ${Deno.version.deno})`);
     return 0;
   }
+  if (parsed.workers > 1) return await runWorkers(parsed);
   let server;
   try {
-    server = serve(parsed);
+    server = serve(parsed.options);
   } catch (error) {
-    const message = error instanceof Deno.errors.AddrInUse
-      ? `port ${parsed.port} is already in use: pick another with --port`
-      : (error as Error).message;
-    console.error(`hubbub: cannot start: ${message}`);
+    console.error(`hubbub: cannot start: ${startError(error, parsed.options.port)}`);
     return 1;
   }
   const { url, wsUrl, options } = server;
@@ -253,36 +267,79 @@ export async function main(args: string[] = Deno.args): Promise<number> {
     return 1;
   }
   // Listen for signals before printing the URLs: whoever reads them may signal at once.
-  const stop = (signal: Deno.Signal) => {
-    server.logger.log("info", "shutting down", { signal });
-    // Belt and braces: exit even if a client that stopped reading holds the shutdown up.
-    const timer = setTimeout(() => Deno.exit(0), options.shutdownTimeout + 400);
-    Deno.unrefTimer(timer);
-    server.shutdown().then(() => Deno.exit(0));
-  };
-  for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(signal, () => stop(signal));
-  console.log(
-    [
-      `Hubbub ${VERSION} listening on ${url} (engine ${options.engine}, mode ${options.mode})`,
-      `  ${options.mode === "echo" ? "echo      " : "chat room "} ${wsUrl}/`,
-      `  echo       ${wsUrl}/echo`,
-      `  rooms      ${wsUrl}/rooms/<name>`,
-      `  browser    ${url}/`,
-      `  health     ${url}/healthz    metrics ${url}/metrics`,
-      `  publish    curl -d 'hello' ${url}/rooms/<name>`,
-      server.broker ? `  cluster    ${server.broker.description}` : "",
-      options.token || options.jwt
-        ? `  a ${options.jwt ? "JWT" : "token"}${
-          options.token && options.jwt ? " or the shared token" : ""
-        } is required ` +
-          "to connect (Authorization: Bearer, ?token= or subprotocol bearer.<token>)"
-        : "",
-      options.subprotocols.length > 0 ? `  subprotocols ${[...options.subprotocols, HUBBUB_PROTOCOL].join(", ")}` : "",
-      "Press Ctrl+C to stop.",
-    ].filter((line) => line !== "").join("\n"),
-  );
+  onSignals(server.logger, options.shutdownTimeout, () => server.shutdown());
+  console.log(banner({ url, wsUrl, options, broker: server.broker?.description }));
   await server.finished;
   return 0;
+}
+
+/** Why the server could not start, in one line. */
+function startError(error: unknown, port: number | undefined): string {
+  return error instanceof Deno.errors.AddrInUse
+    ? `port ${port} is already in use: pick another with --port`
+    : (error as Error).message;
+}
+
+/** Shuts down on SIGINT or SIGTERM, and exits 0 (at the latest a moment after the shutdown timeout). */
+function onSignals(logger: Logger, shutdownTimeout: number, shutdown: () => Promise<void>): void {
+  const stop = (signal: Deno.Signal) => {
+    logger.log("info", "shutting down", { signal });
+    // Belt and braces: exit even if a client that stopped reading holds the shutdown up.
+    const timer = setTimeout(() => Deno.exit(0), shutdownTimeout + 900);
+    Deno.unrefTimer(timer);
+    shutdown().then(() => Deno.exit(0));
+  };
+  for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(signal, () => stop(signal));
+}
+
+/** `--workers N`: N workers on one port; the main thread sequences and waits for a signal. */
+async function runWorkers(parsed: ParsedArgs): Promise<number> {
+  const resolved = resolveOptions({ ...parsed.options, jwt: undefined });
+  let workers;
+  try {
+    workers = await serveWorkers({ options: parsed.options, workers: parsed.workers, jwt: parsed.jwt });
+  } catch (error) {
+    console.error(`hubbub: cannot start: ${startError(error, resolved.port)}`);
+    return 1;
+  }
+  const logger = createLogger({ level: resolved.logLevel, format: resolved.logFormat });
+  const stopped = Promise.withResolvers<void>();
+  onSignals(logger, resolved.shutdownTimeout, () => workers.shutdown().then(stopped.resolve));
+  const tls = resolved.cert !== undefined;
+  const host = resolved.hostname === "0.0.0.0" || resolved.hostname === "::" ? "localhost" : resolved.hostname;
+  const url = `${tls ? "https" : "http"}://${host}:${workers.port}`;
+  const wsUrl = `${tls ? "wss" : "ws"}://${host}:${workers.port}`;
+  const broker = resolved.redis === undefined
+    ? `${workers.workers} workers on one port, sequenced by the main thread`
+    : `${workers.workers} workers, each a node of the Redis hub`;
+  console.log(banner({ url, wsUrl, options: { ...resolved, jwt: parsed.options.jwt }, broker }));
+  await stopped.promise;
+  return 0;
+}
+
+/** The start-up lines: where to connect, and what is required. */
+function banner(
+  server: { url: string; wsUrl: string; options: ResolvedOptions; broker: string | undefined },
+): string {
+  const { url, wsUrl, options } = server;
+  return [
+    `Hubbub ${VERSION} listening on ${url} (engine ${options.engine}, mode ${options.mode})`,
+    `  ${options.mode === "echo" ? "echo      " : "chat room "} ${wsUrl}/`,
+    `  echo       ${wsUrl}/echo`,
+    `  rooms      ${wsUrl}/rooms/<name>`,
+    `  browser    ${url}/`,
+    `  health     ${url}/healthz    metrics ${url}/metrics`,
+    `  publish    curl -d 'hello' ${url}/rooms/<name>`,
+    server.broker ? `  cluster    ${server.broker}` : "",
+    options.token || options.jwt
+      ? `  a ${options.jwt ? "JWT" : "token"}${
+        options.token && options.jwt ? " or the shared token" : ""
+      } is required ` +
+        "to connect (Authorization: Bearer, ?token= or subprotocol bearer.<token>)"
+      : "",
+    options.subprotocols.length > 0 ? `  subprotocols ${[...options.subprotocols, HUBBUB_PROTOCOL].join(", ")}` : "",
+    "Press Ctrl+C to stop.",
+  ].filter((line) => line !== "").join("\n");
 }
 
 if (import.meta.main) Deno.exit(await main());

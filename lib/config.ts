@@ -4,6 +4,7 @@
  * @module
  */
 
+import type { Broker } from "./broker/broker.ts";
 import { parseRedisUrl } from "./broker/redis_url.ts";
 import type { JwtVerifier } from "./auth/jwt.ts";
 import { HUB_DEFAULTS } from "./hub/hub.ts";
@@ -92,6 +93,16 @@ export interface ServerOptions {
   historyTtl?: number;
   /** Bytes of history per room, at most. 4 MiB: four of the largest messages, or thousands of chat lines. @default {4194304} */
   historyMaxBytes?: number;
+  /**
+   * Share the port with other servers of this machine (SO_REUSEPORT: the kernel spreads connections over them), as
+   * `--workers` does. Needs Deno's `--unstable-net` for the raw engine. @default {false}
+   */
+  reusePort?: boolean;
+  /**
+   * A broker of your own (see `lib/broker/broker.ts`), e.g. the workers' sequencer; exclusive with `redis`.
+   * @default {undefined}
+   */
+  broker?: Broker;
   /** PEM of a CA to trust for `rediss://`, besides the system roots. @default {undefined} */
   redisCa?: string;
   /** Namespace of Hubbub's keys and channels in Redis, so several hubs can share one. @default {"hubbub"} */
@@ -125,6 +136,7 @@ export const DEFAULTS = {
   historySize: 0,
   historyTtl: 300,
   historyMaxBytes: 4 * 1024 * 1024,
+  reusePort: false,
   redisPrefix: "hubbub",
   redisBufferBytes: 16 * 1024 * 1024,
 } as const;
@@ -132,9 +144,12 @@ export const DEFAULTS = {
 /** {@linkcode ServerOptions} with every default applied and every value checked. */
 export type ResolvedOptions =
   & Required<
-    Omit<ServerOptions, "cert" | "key" | "logger" | "allowedOrigins" | "jwt" | "subprotocols" | "redis" | "redisCa">
+    Omit<
+      ServerOptions,
+      "cert" | "key" | "logger" | "allowedOrigins" | "jwt" | "subprotocols" | "redis" | "redisCa" | "broker"
+    >
   >
-  & Pick<ServerOptions, "cert" | "key" | "logger" | "jwt" | "redis" | "redisCa">
+  & Pick<ServerOptions, "cert" | "key" | "logger" | "jwt" | "redis" | "redisCa" | "broker">
   & { allowedOrigins: string[]; subprotocols: string[] };
 
 function wholeNumber(name: string, value: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -177,6 +192,9 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
     }
   }
   if (o.redis !== undefined) parseRedisUrl(o.redis);
+  if (o.redis !== undefined && o.broker !== undefined) {
+    throw new TypeError("redis and broker exclude each other: give one");
+  }
   if (!/^[\w.:-]{1,64}$/.test(o.redisPrefix)) {
     throw new TypeError(`redisPrefix must be 1-64 letters, digits or -_.: characters: ${o.redisPrefix}`);
   }

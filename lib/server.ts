@@ -111,7 +111,7 @@ interface Core {
   readonly resolved: ResolvedOptions;
   readonly logger: Logger;
   readonly hub: Hub;
-  readonly broker: RedisBroker | undefined;
+  readonly broker: Broker | undefined;
   /** The broker's `ready`, or resolved. */
   readonly ready: Promise<void>;
   /** Where this server listens, for the cluster's node table; set once it does. */
@@ -129,7 +129,7 @@ function createCore(options: ServerOptions, afterDelivery?: () => void): Core {
   const stats = new Stats();
   // The broker reports the hub's connection count, and the hub publishes through the broker: the broker asks lazily.
   const counted: { hub?: Hub } = {};
-  const broker = resolved.redis === undefined ? undefined : new RedisBroker({
+  const broker: Broker | undefined = resolved.broker ?? (resolved.redis === undefined ? undefined : new RedisBroker({
     url: resolved.redis,
     caCerts: resolved.redisCa === undefined ? undefined : [resolved.redisCa],
     prefix: resolved.redisPrefix,
@@ -141,7 +141,7 @@ function createCore(options: ServerOptions, afterDelivery?: () => void): Core {
     connections: () => counted.hub?.connections ?? 0,
     logger,
     stats,
-  });
+  }));
   const log = new RoomLog({
     size: resolved.historySize,
     ttlSeconds: resolved.historyTtl,
@@ -163,7 +163,7 @@ function createCore(options: ServerOptions, afterDelivery?: () => void): Core {
     logger,
     hub,
     broker,
-    ready: broker?.ready ?? Promise.resolve(),
+    ready: broker instanceof RedisBroker ? broker.ready : Promise.resolve(),
     address: "",
     log,
     handler: (upgrade: Upgrade) => createHandler({ hub, options: resolved, logger, limiter, upgrade, broker, log }),
@@ -261,6 +261,7 @@ function startDeno(core: Core, tls: boolean): Running {
     Deno.serve({
       port,
       hostname: resolved.hostname,
+      reusePort: resolved.reusePort,
       ...(tls ? { cert: resolved.cert, key: resolved.key } : {}),
       onListen() {},
       onError(error) {
@@ -324,6 +325,7 @@ function startRaw(core: Core): Running {
     maxConnectionsPerIp: resolved.maxConnectionsPerIp,
     idleTimeout: resolved.idleTimeout,
     handshakeTimeout: resolved.handshakeTimeout,
+    reusePort: resolved.reusePort,
     createHandler: core.handler,
   });
   return {

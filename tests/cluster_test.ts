@@ -571,8 +571,8 @@ clusterTest(
           JSON.stringify([{ sub: "alice", connections: 2 }, { sub: "watcher", connections: 1 }]);
       });
       await eventually("three members counted on node A", async () => {
-      return (await getJson(a, `/rooms/team/presence?token=${alice}`)).body.members === 3;
-    });
+        return (await getJson(a, `/rooms/team/presence?token=${alice}`)).body.members === 3;
+      });
       await tabA.close();
       await new Promise((resolve) => setTimeout(resolve, 300));
       assert.deepEqual(frames(watcher), ["join watcher", "join alice"], "no leave while her other tab is open");

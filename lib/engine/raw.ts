@@ -430,6 +430,8 @@ export interface RawServeOptions {
   idleTimeout: number;
   /** Seconds a connection has for its whole HTTP request and the upgrade. */
   handshakeTimeout: number;
+  /** Share the port with other listeners (SO_REUSEPORT; Deno needs `--unstable-net`). @default {false} */
+  reusePort?: boolean;
   /** The shared `Request → Response` handler, given an upgrade that records the decision. */
   createHandler(upgrade: (request: UpgradeRequest) => Response): Handler;
 }
@@ -449,9 +451,16 @@ export interface RawServer {
 /** Starts the raw engine's listener and accept loop. */
 export function serveRaw(options: RawServeOptions): RawServer {
   const { hub, logger } = options;
+  const reusePort = options.reusePort === true;
   const listener = options.cert !== undefined && options.key !== undefined
-    ? Deno.listenTls({ port: options.port, hostname: options.hostname, cert: options.cert, key: options.key })
-    : Deno.listen({ port: options.port, hostname: options.hostname });
+    ? Deno.listenTls({
+      port: options.port,
+      hostname: options.hostname,
+      cert: options.cert,
+      key: options.key,
+      reusePort,
+    })
+    : Deno.listen({ port: options.port, hostname: options.hostname, reusePort });
   const addr = listener.addr as Deno.NetAddr;
   const handshakeMs = options.handshakeTimeout * 1000;
   const peers = new Set<RawPeer>();

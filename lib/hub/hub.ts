@@ -21,7 +21,7 @@ import { CLOSE_CODE } from "../ws/close_code.ts";
 import type { Logger } from "../log.ts";
 import { SILENT_LOGGER } from "../log.ts";
 import type { Message, Peer } from "./peer.ts";
-import { Room } from "./room.ts";
+import { Room, type RoomSummary } from "./room.ts";
 import { type DropReason, Stats } from "./stats.ts";
 import { messageSize } from "../ws/utf8.ts";
 
@@ -208,6 +208,11 @@ export class Hub {
     return this.#rooms.get(room)?.size ?? 0;
   }
 
+  /** Every room with its member count and message count, in no particular order. */
+  *rooms(): IterableIterator<RoomSummary> {
+    for (const room of this.#rooms.values()) yield { name: room.name, members: room.size, messages: room.messages };
+  }
+
   /** Names of the rooms `peer` is in. */
   roomsOf(peer: Peer): string[] {
     const member = this.#members.get(peer);
@@ -331,6 +336,7 @@ export class Hub {
   #fanOut(name: string, data: Message, size: number): number {
     const room = this.#rooms.get(name);
     if (room === undefined) return 0;
+    room.messages++;
     let delivered = 0;
     this.#publishing++;
     try {

@@ -55,3 +55,6 @@ export { HUBBUB_PROTOCOL } from "./lib/ws/subprotocol.ts";
 export type { Refusal } from "./lib/ws/handshake.ts";
 export type { ClientInfo, Handler, RouteOptions } from "./lib/handler.ts";
 export type { Broker, BrokerState, BrokerTarget, ClusterCounts, NodeInfo } from "./lib/broker/broker.ts";
+export type { RoomSummary } from "./lib/hub/room.ts";
+export type { DashboardCluster, DashboardRoom, DashboardSnapshot } from "./lib/dashboard.ts";
+export type { AdminAccess } from "./lib/auth/admin.ts";

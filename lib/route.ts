@@ -20,7 +20,7 @@ export const ROOM_NAME = /^[A-Za-z0-9._-]{1,64}$/;
 /** What a path resolves to. */
 export type Route =
   | { readonly kind: "socket"; readonly endpoint: Endpoint }
-  | { readonly kind: "healthz" | "metrics" | "stats" }
+  | { readonly kind: "healthz" | "metrics" | "stats" | "dashboard" | "dashboard.json" }
   | { readonly kind: "error"; readonly status: 400 | 404; readonly reason: string; readonly label: string };
 
 const ECHO: Endpoint = { kind: "echo" };
@@ -71,6 +71,9 @@ export function parseRoute(pathname: string, options: { mode?: Mode } = {}): Rou
       return { kind: "metrics" };
     case "/stats":
       return { kind: "stats" };
+    case "/dashboard":
+    case "/dashboard.json":
+      return { kind: pathname.slice(1) as "dashboard" | "dashboard.json" };
   }
   if (pathname === "/rooms" || pathname.startsWith("/rooms/")) {
     const parsed = parseRoomName(pathname.slice("/rooms/".length));

@@ -50,6 +50,8 @@ Flags:
       --allowed-origin ORIGIN   allow this Origin (repeatable; * for any); others get 403
       --require-origin          refuse upgrades without an Origin header
       --token TOKEN             require Authorization: Bearer TOKEN or ?token=TOKEN (env HUBBUB_TOKEN)
+      --admin-token TOKEN       the credential /dashboard asks for; needed for it with --token or JWTs, and accepted
+                                by HTTP publish (env HUBBUB_ADMIN_TOKEN). Without any, /dashboard is localhost-only
       --jwt-secret SECRET       accept JWTs signed with this HMAC secret, HS256/384/512, 32+ bytes (env HUBBUB_JWT_SECRET)
       --jwt-key FILE            accept JWTs signed by these public keys: PEM or JWKS; RS*, PS*, ES*, EdDSA
       --jwt-issuer ISS          JWTs must have this iss
@@ -121,6 +123,7 @@ async function parseServerArgs(args: string[]): Promise<ParsedArgs | "help" | "v
         "require-origin": { type: "boolean" },
         token: { type: "string" },
         workers: { type: "string" },
+        "admin-token": { type: "string" },
         "jwt-secret": { type: "string" },
         "jwt-key": { type: "string" },
         "jwt-issuer": { type: "string" },
@@ -173,6 +176,7 @@ async function parseServerArgs(args: string[]): Promise<ParsedArgs | "help" | "v
     allowedOrigins: values["allowed-origin"],
     requireOrigin: values["require-origin"],
     token: values.token ?? env("HUBBUB_TOKEN"),
+    adminToken: values["admin-token"] ?? env("HUBBUB_ADMIN_TOKEN"),
     subprotocols: values.subprotocol,
     logLevel: oneOf<LogLevel>("log-level", values["log-level"], LOG_LEVELS),
     logFormat: oneOf<LogFormat>("log-format", values["log-format"], LOG_FORMATS),
@@ -329,6 +333,7 @@ function banner(
     `  rooms      ${wsUrl}/rooms/<name>`,
     `  browser    ${url}/`,
     `  health     ${url}/healthz    metrics ${url}/metrics`,
+    `  dashboard  ${url}/dashboard`,
     `  publish    curl -d 'hello' ${url}/rooms/<name>`,
     server.broker ? `  cluster    ${server.broker}` : "",
     options.token || options.jwt

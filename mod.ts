@@ -80,3 +80,6 @@ export type {
   NodeInfo,
   PresenceCounts,
 } from "./lib/broker/broker.ts";
+export type { RoomSummary } from "./lib/hub/room.ts";
+export type { DashboardCluster, DashboardRoom, DashboardSnapshot } from "./lib/dashboard.ts";
+export type { AdminAccess } from "./lib/auth/admin.ts";

@@ -57,6 +57,12 @@ export interface ServerOptions {
   /** Shared secret every upgrade must present; empty is off. @default {""} */
   token?: string;
   /**
+   * The credential `/dashboard.json` needs (as `Authorization: Bearer`), also accepted by HTTP publish; empty is off.
+   * With `token` or `jwt` on and no admin token the dashboard is refused; with neither it is open to loopback only.
+   * @default {""}
+   */
+  adminToken?: string;
+  /**
    * Verifies JWTs on every upgrade (make one with `createJwtVerifier`); with `token` too, either admits.
    * @default {undefined}
    */
@@ -130,6 +136,7 @@ export const DEFAULTS = {
   handshakeTimeout: 10,
   requireOrigin: false,
   token: "",
+  adminToken: "",
   shutdownTimeout: 1500,
   logLevel: "info" as LogLevel,
   logFormat: "text" as LogFormat,
@@ -206,6 +213,11 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
     if (typeof name !== "string" || !SUBPROTOCOL_NAME.test(name) || name.startsWith(BEARER_PROTOCOL_PREFIX)) {
       throw new TypeError(`subprotocols entries must be names like chat.v1 (not bearer.*): ${name}`);
     }
+  }
+  if (typeof o.adminToken !== "string") throw new TypeError(`adminToken must be a string: ${typeof o.adminToken}`);
+  // Never echo a secret in the message.
+  if (o.adminToken !== "" && o.adminToken === o.token) {
+    throw new TypeError("adminToken must differ from token: every client would hold the dashboard's credential");
   }
   if (o.jwt !== undefined && typeof o.jwt?.verify !== "function") {
     throw new TypeError("jwt must be a verifier made by createJwtVerifier");

@@ -6,10 +6,12 @@
  */
 
 import { checkOrigin, type ConnectionLimiter } from "./access.ts";
-import { authorize } from "./auth/authorize.ts";
+import { isAdminRequest } from "./auth/admin.ts";
+import { ANONYMOUS, authorize } from "./auth/authorize.ts";
 import { ExpiryQueue, watchExpiry } from "./auth/expiry.ts";
 import type { Broker } from "./broker/broker.ts";
 import type { ResolvedOptions } from "./config.ts";
+import { createDashboard } from "./dashboard.ts";
 import { CLOSE_CODE } from "./ws/close_code.ts";
 import { checkHandshake, isWebSocketAttempt, type Refusal } from "./ws/handshake.ts";
 import { HUBBUB_PROTOCOL, negotiateSubprotocol } from "./ws/subprotocol.ts";
@@ -146,6 +148,9 @@ export function createHandler(options: HandlerOptions): Handler {
   };
   // One timer for every connection whose token expires (the hub holds none).
   const expiries = new ExpiryQueue();
+  // Kept messages per room, when they are kept here (with a broker they live in Redis or the workers' sequencer).
+  const kept = config.historySize > 0 && broker === undefined ? (room: string) => log.count(room) : undefined;
+  const dashboard = createDashboard({ hub, options: config, memory, broker, history: kept, kept: log });
 
   /** Checks the credential, takes a slot and hands the request to the engine. */
   async function accept(
@@ -261,6 +266,10 @@ export function createHandler(options: HandlerOptions): Handler {
         return history(request, where.room, params, path, ip);
       case "presence":
         return presence(request, where.room, params, path, ip);
+      case "dashboard":
+        return dashboard.page(request, ip);
+      case "dashboard.json":
+        return dashboard.data(request, params, ip);
       case "socket":
         return plain(200, page, { "content-type": "text/html; charset=utf-8" });
     }
@@ -357,8 +366,11 @@ export function createHandler(options: HandlerOptions): Handler {
     path: string,
     ip: string,
   ): Promise<Response> {
-    // The same credentials as a WebSocket: the shared token, or a JWT whose `publish` grants the room.
-    const identity = await authorize({ headers: request.headers, params }, config, { room, action: "publish" });
+    // The same credentials as a WebSocket (the shared token, or a JWT whose `publish` grants the room), and the admin
+    // token, so the dashboard's publish form needs no second secret.
+    const identity = isAdminRequest(request.headers, config.adminToken)
+      ? ANONYMOUS
+      : await authorize({ headers: request.headers, params }, config, { room, action: "publish" });
     if ("status" in identity) {
       await request.body?.cancel();
       logger.log("info", "publish refused", { status: identity.status, reason: identity.label, path, ip });

@@ -21,7 +21,7 @@ export const ROOM_NAME = /^[A-Za-z0-9._-]{1,64}$/;
 export type Route =
   | { readonly kind: "socket"; readonly endpoint: Endpoint }
   | { readonly kind: "history" | "presence"; readonly room: string }
-  | { readonly kind: "healthz" | "metrics" | "stats" }
+  | { readonly kind: "healthz" | "metrics" | "stats" | "dashboard" | "dashboard.json" }
   | { readonly kind: "error"; readonly status: 400 | 404; readonly reason: string; readonly label: string };
 
 const ECHO: Endpoint = { kind: "echo" };
@@ -76,6 +76,9 @@ export function parseRoute(pathname: string, options: { mode?: Mode } = {}): Rou
       return { kind: "history", room: MAIN_ROOM };
     case "/presence":
       return { kind: "presence", room: MAIN_ROOM };
+    case "/dashboard":
+    case "/dashboard.json":
+      return { kind: pathname.slice(1) as "dashboard" | "dashboard.json" };
   }
   for (const kind of ["history", "presence"] as const) {
     if (pathname.startsWith("/rooms/") && pathname.endsWith(`/${kind}`)) {

@@ -23,7 +23,7 @@ import { CLOSE_CODE } from "../ws/close_code.ts";
 import type { Logger } from "../log.ts";
 import { SILENT_LOGGER } from "../log.ts";
 import type { Message, Peer } from "./peer.ts";
-import { Room } from "./room.ts";
+import { Room, type RoomSummary } from "./room.ts";
 import { type DropReason, Stats } from "./stats.ts";
 import { messageSize } from "../ws/utf8.ts";
 
@@ -304,6 +304,11 @@ export class Hub {
     return users === undefined ? [] : [...users].map(([sub, connections]) => ({ sub, connections }));
   }
 
+  /** Every room with its member count and message count, in no particular order. */
+  *rooms(): IterableIterator<RoomSummary> {
+    for (const room of this.#rooms.values()) yield { name: room.name, members: room.size, messages: room.messages };
+  }
+
   /** Names of the rooms `peer` is in. */
   roomsOf(peer: Peer): string[] {
     const member = this.#members.get(peer);
@@ -433,6 +438,7 @@ export class Hub {
   #fanOut(name: string, data: Message, size: number, offset: number, epoch: string): number {
     const room = this.#rooms.get(name);
     if (room === undefined) return 0;
+    room.messages++;
     let delivered = 0;
     // Built once per fan-out, and only if a member wants it.
     let envelope: string | undefined;

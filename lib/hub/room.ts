@@ -12,6 +12,8 @@ export class Room<M> {
   readonly members: Set<M> = new Set();
   /** Identified users (a JWT's `sub`) among the members, with how many connections each has here. */
   readonly users: Map<string, number> = new Map();
+  /** Messages fanned out here since the room was made: one increment per message, not per member (for dashboards). */
+  messages = 0;
 
   /** Creates an empty room called `name`. */
   constructor(name: string) {
@@ -22,4 +24,14 @@ export class Room<M> {
   get size(): number {
     return this.members.size;
   }
+}
+
+/** A room as the dashboard sees it: a copy, so no caller can touch the hub's members. */
+export interface RoomSummary {
+  /** The room's key (`/` for the main room). */
+  readonly name: string;
+  /** Members on this node. */
+  readonly members: number;
+  /** Messages fanned out to this node's members since the room was made (it is deleted when it empties). */
+  readonly messages: number;
 }

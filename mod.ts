@@ -79,6 +79,7 @@ export type {
   HistoryQuery,
   NodeInfo,
   PresenceCounts,
+  ServerTotals,
 } from "./lib/broker/broker.ts";
 export type { RoomSummary } from "./lib/hub/room.ts";
 export type { DashboardCluster, DashboardRoom, DashboardSnapshot } from "./lib/dashboard.ts";

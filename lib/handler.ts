@@ -261,7 +261,7 @@ export function createHandler(options: HandlerOptions): Handler {
         return roomStats(parsed.name);
       }
       case "metrics":
-        return plain(200, renderMetrics({ hub, memory: memory(), log }), { "content-type": METRICS_CONTENT_TYPE });
+        return metrics();
       case "history":
         return history(request, where.room, params, path, ip);
       case "presence":
@@ -274,6 +274,23 @@ export function createHandler(options: HandlerOptions): Handler {
         return plain(200, page, { "content-type": "text/html; charset=utf-8" });
     }
   };
+
+  /** `/metrics`: this hub's counters, or the whole process's when it is made of workers. */
+  async function metrics(): Promise<Response> {
+    let totals: Parameters<typeof renderMetrics>[0]["hub"] = hub;
+    let kept: { messages: number; bytes: number } = log;
+    if (broker?.serverTotals !== undefined) {
+      try {
+        const server = await broker.serverTotals();
+        totals = server;
+        kept = server.history;
+      } catch {
+        // The sequencer is gone (shutting down): this worker's own counters are better than none.
+      }
+    }
+    const text = renderMetrics({ hub: totals, memory: memory(), log: kept });
+    return plain(200, text, { "content-type": METRICS_CONTENT_TYPE });
+  }
 
   /** `/healthz`: this node's counts, and with a broker the cluster's too; 503 while the broker is down. */
   async function health(): Promise<Response> {

@@ -29,10 +29,11 @@ function escapeLabel(value: string): string {
  */
 export function renderMetrics(
   options: {
-    hub: Hub;
+    /** Where the counts come from: a hub, or the sum of a process's workers. */
+    hub: Pick<Hub, "connections" | "roomCount" | "stats">;
     memory: { rss: number; heapUsed: number; heapTotal: number; external: number };
     /** This node's history, for its gauges (with a broker the history lives there: these read 0). */
-    log?: RoomLog;
+    log?: Pick<RoomLog, "messages" | "bytes">;
   },
 ): string {
   const { hub, memory, log } = options;

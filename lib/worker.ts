@@ -34,7 +34,7 @@ export interface JwtSettings {
   readonly audience?: string;
 }
 
-/** How often a worker tells the sequencer its connection count (for `/healthz`). */
+/** How often a worker tells the sequencer its connection count and counters (for `/healthz` and `/metrics`). */
 const REPORT_MS = 250;
 
 let server: HubbubServer | undefined;
@@ -60,7 +60,7 @@ self.onmessage = async (event: MessageEvent<WorkerStart | { t: "shutdown" }>) =>
     await server.ready;
     if (broker !== undefined) {
       const hub = server.hub;
-      reporter = setInterval(() => broker.connections(hub.connections), REPORT_MS);
+      reporter = setInterval(() => broker.report(hub.connections, hub.stats), REPORT_MS);
     }
     self.postMessage({ t: "listening", port: server.addr.port });
   } catch (error) {

@@ -13,7 +13,7 @@ export async function runMain(
   options: { env?: Record<string, string>; stdin?: string } = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", MAIN, ...args],
+    args: ["run", "--allow-all", "--unstable-net", MAIN, ...args],
     env: options.env,
     stdin: options.stdin === undefined ? "null" : "piped",
     stdout: "piped",
@@ -57,6 +57,7 @@ export async function startMain(
         Deno.execPath(),
         "run",
         "--allow-all",
+        "--unstable-net",
         MAIN,
         "--hostname",
         "127.0.0.1",
@@ -79,7 +80,7 @@ export async function startMain(
       stdin: "null",
     })
     : new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-all", MAIN, "--hostname", "127.0.0.1", "--port", "0", ...args],
+      args: ["run", "--allow-all", "--unstable-net", MAIN, "--hostname", "127.0.0.1", "--port", "0", ...args],
       env: options.env,
       stdout: "piped",
       stderr: "piped",

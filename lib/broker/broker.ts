@@ -8,6 +8,7 @@
  */
 
 import type { Message } from "../hub/peer.ts";
+import type { Stats } from "../hub/stats.ts";
 import type { HistoryPage } from "./history.ts";
 
 /** What a broker delivers to: the hub's fan-out to this node's members of a room. */
@@ -19,6 +20,18 @@ export interface BrokerTarget {
   deliver(room: string, data: Message, size: number, offset: number, epoch: string): number;
   /** A user's first connection joined `room` somewhere in the cluster, or its last one left. */
   presence(room: string, type: "join" | "leave", sub: string): void;
+}
+
+/** A whole server's counts, summed over its hubs. */
+export interface ServerTotals {
+  /** Open connections over every hub. */
+  readonly connections: number;
+  /** Rooms with a member in some hub. */
+  readonly roomCount: number;
+  /** The hubs' counters, added up. */
+  readonly stats: Stats;
+  /** Messages and bytes kept for replay. */
+  readonly history: { readonly messages: number; readonly bytes: number };
 }
 
 /** A room's identified users across the cluster, with their connection counts. */
@@ -92,6 +105,11 @@ export interface Broker {
   presence(room: string, sub: string, delta: 1 | -1): void;
   /** Members and identified users of `room` across the cluster. */
   roomPresence(room: string): Promise<PresenceCounts>;
+  /**
+   * Counters of the whole server when it is made of several hubs in one process (workers): summed connections, rooms
+   * and stats for `/metrics`. Brokers that span machines leave it out: each node reports its own. @default {undefined}
+   */
+  serverTotals?(): Promise<ServerTotals>;
   /** The room's epoch, latest offset and kept messages (none when history is off), from the shared store. */
   history(room: string, query: HistoryQuery): Promise<HistoryPage>;
   /** Stops: unsubscribes, removes this node from the cluster's counts, closes connections and timers. */

@@ -18,15 +18,17 @@ import type {
   HistoryQuery,
   NodeInfo,
   PresenceCounts,
+  ServerTotals,
 } from "./broker.ts";
 import { type HistoryPage, RoomLog, type RoomLogOptions } from "./history.ts";
+import { Stats } from "../hub/stats.ts";
 
 /** What a worker sends to the sequencer. */
 export type WorkerToSequencer =
   | { readonly t: "publish"; readonly room: string; readonly data: Message; readonly size: number }
   | { readonly t: "membership"; readonly room: string; readonly members: number }
   | { readonly t: "presence"; readonly room: string; readonly sub: string; readonly delta: 1 | -1 }
-  | { readonly t: "connections"; readonly connections: number }
+  | { readonly t: "report"; readonly connections: number; readonly stats: Stats }
   | { readonly t: "ask"; readonly id: number; readonly question: Question };
 
 /** What the sequencer sends to a worker. */
@@ -48,7 +50,8 @@ export type Question =
   | { readonly q: "members"; readonly room: string }
   | { readonly q: "presence"; readonly room: string }
   | { readonly q: "history"; readonly room: string; readonly query: HistoryQuery }
-  | { readonly q: "nodes" };
+  | { readonly q: "nodes" }
+  | { readonly q: "totals" };
 
 /** Messages for a port, sent together at the end of the turn: one `postMessage` (one copy, one wake-up) per batch. */
 class Outbox<T> {
@@ -80,6 +83,8 @@ interface WorkerRecord {
   readonly outbox: Outbox<SequencerToWorker>;
   readonly startedAt: number;
   connections: number;
+  /** Its counters, as of its last report. */
+  stats: Stats;
   /** Its member count per room. */
   readonly rooms: Map<string, number>;
   /** Its users' connections per room. */
@@ -125,6 +130,7 @@ export class WorkerSequencer {
       outbox: new Outbox(port),
       startedAt: Date.now(),
       connections: 0,
+      stats: new Stats(),
       rooms: new Map(),
       users: new Map(),
     };
@@ -172,8 +178,9 @@ export class WorkerSequencer {
       case "presence":
         this.#presence(record, message.room, message.sub, message.delta);
         break;
-      case "connections":
+      case "report":
         record.connections = message.connections;
+        record.stats = message.stats;
         break;
       case "ask":
         record.outbox.push({ t: "answer", id: message.id, answer: this.#answer(message.question) });
@@ -224,6 +231,17 @@ export class WorkerSequencer {
       }
       case "history":
         return this.#log.read(question.room, question.query) satisfies HistoryPage;
+      case "totals": {
+        let connections = 0;
+        const stats = new Stats();
+        for (const worker of this.#workers.values()) {
+          connections += worker.connections;
+          stats.add(worker.stats);
+        }
+        // Across threads the Stats arrives as a plain object: the sum is built fresh, and sent back as one too.
+        const history = { messages: this.#log.messages, bytes: this.#log.bytes };
+        return { connections, roomCount: this.#rooms.size, stats, history } satisfies ServerTotals;
+      }
       case "nodes":
         return [...this.#workers.values()].map((worker) => ({
           id: `worker-${worker.id}`,
@@ -253,7 +271,6 @@ export class WorkerBroker implements Broker {
   #target: BrokerTarget | undefined;
   readonly #answers = new Map<number, (answer: unknown) => void>();
   #nextQuestion = 1;
-  #connections = 0;
 
   /** Talks to the sequencer over `port`. */
   constructor(port: MessagePort, options: { description?: string } = {}) {
@@ -290,11 +307,17 @@ export class WorkerBroker implements Broker {
     this.#post({ t: "presence", room, sub, delta });
   }
 
-  /** Reports this worker's open connections (the sequencer adds them up for `/healthz`). */
-  connections(connections: number): void {
-    if (connections === this.#connections) return;
-    this.#connections = connections;
-    this.#post({ t: "connections", connections });
+  /** Reports this worker's open connections and counters (the sequencer adds them up for `/healthz` and `/metrics`). */
+  report(connections: number, stats: Stats): void {
+    this.#post({ t: "report", connections, stats });
+  }
+
+  /** Connections, rooms and counters of every worker, as of their last reports (at most a quarter second old). */
+  async serverTotals(): Promise<ServerTotals> {
+    const totals = await this.#ask({ q: "totals" }) as ServerTotals;
+    const stats = new Stats();
+    stats.add(totals.stats);
+    return { ...totals, stats };
   }
 
   /** Connections and rooms over every worker. */

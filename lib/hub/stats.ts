@@ -71,4 +71,22 @@ export class Stats {
   countAcceptError(reason: string): void {
     this.acceptErrors.set(reason, (this.acceptErrors.get(reason) ?? 0) + 1);
   }
+
+  /** Adds `other`'s counts into these (to sum the workers of one process). */
+  add(other: Stats): void {
+    this.messagesReceived += other.messagesReceived;
+    this.messagesDelivered += other.messagesDelivered;
+    this.bytesIn += other.bytesIn;
+    this.bytesOut += other.bytesOut;
+    this.upgrades += other.upgrades;
+    this.upgradesAborted += other.upgradesAborted;
+    for (const reason of DROP_REASONS) this.dropped[reason] += other.dropped[reason];
+    this.recoveries.recovered += other.recoveries.recovered;
+    this.recoveries.lost += other.recoveries.lost;
+    for (const [code, n] of other.closes) this.closes.set(code, (this.closes.get(code) ?? 0) + n);
+    for (const [label, n] of other.refused) this.refused.set(label, (this.refused.get(label) ?? 0) + n);
+    for (const [reason, n] of other.acceptErrors) {
+      this.acceptErrors.set(reason, (this.acceptErrors.get(reason) ?? 0) + n);
+    }
+  }
 }

@@ -77,6 +77,12 @@ export interface HandlerOptions {
   log?: RoomLog;
 }
 
+/**
+ * Publishes whose body is being read at once, at most: a backend pushing into rooms needs a handful; a client that
+ * opens many and trickles (or never sends) their bodies gets 503 beyond, so what slow bodies can pin is bounded.
+ */
+const MAX_PUBLISHES_IN_FLIGHT = 256;
+
 const HISTORY_OFF = "This server keeps no history: start it with --history N to replay and recover messages";
 
 /** A whole-number query parameter: its value, `undefined` when absent, `null` when malformed. */
@@ -146,6 +152,8 @@ export function createHandler(options: HandlerOptions): Handler {
     });
     return plain(refusal.status, refusal.reason + "\n", refusal.headers);
   };
+  /** Publishes whose body is still being read. */
+  let publishing = 0;
   // One timer for every connection whose token expires (the hub holds none).
   const expiries = new ExpiryQueue();
   // Kept messages per room, when they are kept here (with a broker they live in Redis or the workers' sequencer).
@@ -393,7 +401,24 @@ export function createHandler(options: HandlerOptions): Handler {
       logger.log("info", "publish refused", { status: identity.status, reason: identity.label, path, ip });
       return plain(identity.status, identity.reason + "\n", identity.headers);
     }
-    const message = await readPublishedMessage(request, { maxBytes: config.maxMessageBytes });
+    if (publishing >= MAX_PUBLISHES_IN_FLIGHT) {
+      await request.body?.cancel();
+      stats.countRefusal("publish_busy");
+      logger.log("warn", "publish refused", { status: 503, reason: "publish_busy", path, ip });
+      return plain(503, `Too many publishes in progress (${MAX_PUBLISHES_IN_FLIGHT}): retry shortly\n`, {
+        "retry-after": "1",
+      });
+    }
+    publishing++;
+    let message;
+    try {
+      message = await readPublishedMessage(request, {
+        maxBytes: config.maxMessageBytes,
+        timeoutMs: config.handshakeTimeout * 1000,
+      });
+    } finally {
+      publishing--;
+    }
     if (!message.ok) {
       logger.log("info", "publish refused", { status: message.status, path, ip });
       return plain(message.status, message.reason + "\n");

@@ -387,6 +387,28 @@ export function hostileSuite(engine: Engine, bounds: HostileBounds): void {
         await assertRecovered(target, "Host and target tricks", { boundMb: bounds.quiet });
       });
 
+      await step("1,000 publishes whose body never comes are cut at the handshake timeout", async () => {
+        const started = performance.now();
+        const report = await attack({
+          port: target.port,
+          connections: 1000,
+          send: "POST /rooms/hostile HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\nabc",
+          read_ms: 4000,
+        });
+        const answers = new Map<string, number>();
+        for (const answer of report.answers) answers.set(answer, (answers.get(answer) ?? 0) + 1);
+        const growth = (rssKb(target.process.child.pid) - target.baselineKb) / 1024;
+        console.log(
+          `  ${engine}: 1,000 bodiless publishes: ${JSON.stringify(Object.fromEntries(answers))}, RSS +${
+            growth.toFixed(1)
+          } MB`,
+        );
+        // 408 at the handshake timeout (2 s), or the connection cut then (raw), or 503 beyond the pending cap.
+        for (const answer of answers.keys()) assert.match(answer, /^(HTTP\/1\.1 (408|503) .*|)$/);
+        assert.ok(performance.now() - started < 8000, "none held past the timeout");
+        await assertRecovered(target, "bodiless publishes", { boundMb: bounds.bodyless });
+      });
+
       await step("1,500 connections announce a body that never comes", async () => {
         const report = await attack({
           port: target.port,

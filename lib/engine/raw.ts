@@ -805,24 +805,35 @@ function plainResponse(status: number, text: string): Uint8Array {
 function bodyStream(conn: Deno.Conn, early: Uint8Array, length: number): ReadableStream<Uint8Array> {
   let first = early.subarray(0, Math.min(early.length, length));
   let remaining = length;
-  return new ReadableStream<Uint8Array>({
+  // A byte stream, so the handler reads with its own small buffer straight from the connection (no buffer per
+  // pending read of ours); what arrived with the head goes first.
+  return new ReadableStream({
+    type: "bytes",
     async pull(controller) {
-      let chunk: Uint8Array;
-      if (first.length > 0) {
-        chunk = first.slice();
-        first = first.subarray(first.length);
-      } else {
-        const buffer = new Uint8Array(Math.min(remaining, 64 * 1024));
-        const n = await conn.read(buffer).catch(() => null);
-        if (n === null) {
-          controller.error(new Error("The request body ended before its Content-Length"));
-          return;
+      const request = controller.byobRequest;
+      if (first.length > 0 || request === null || request.view === null) {
+        const chunk = first.length > 0 ? first.slice() : new Uint8Array(Math.min(remaining, 4096));
+        let n = chunk.length;
+        if (first.length > 0) first = first.subarray(first.length);
+        else {
+          const read = await conn.read(chunk).catch(() => null);
+          if (read === null) return controller.error(new Error("The request body ended before its Content-Length"));
+          n = read;
         }
-        chunk = buffer.subarray(0, n);
+        remaining -= n;
+        controller.enqueue(chunk.subarray(0, n));
+      } else {
+        const view = request.view;
+        const target = new Uint8Array(view.buffer, view.byteOffset, Math.min(view.byteLength, remaining));
+        const read = await conn.read(target).catch(() => null);
+        if (read === null) return controller.error(new Error("The request body ended before its Content-Length"));
+        remaining -= read;
+        request.respond(read);
       }
-      remaining -= chunk.length;
-      controller.enqueue(chunk);
-      if (remaining === 0) controller.close();
+      if (remaining === 0) {
+        controller.close();
+        controller.byobRequest?.respond(0);
+      }
     },
     // 0: pull only when the handler reads (the default of 1 would read ahead at once, a buffer per request).
   }, { highWaterMark: 0 });

@@ -330,6 +330,23 @@ export function createHandler(options: HandlerOptions): Handler {
     }
   }
 
+  /**
+   * Reading about a room over HTTP (its history, its presence) needs what joining it needs: the token, or a JWT that
+   * may subscribe to it. Returns the refusal, logged, or `undefined` when allowed.
+   */
+  async function mayRead(
+    request: Request,
+    params: URLSearchParams,
+    room: string,
+    where: { what: string; path: string; ip: string },
+  ): Promise<Response | undefined> {
+    const identity = await authorize({ headers: request.headers, params }, config, { room, action: "subscribe" });
+    if (!("status" in identity)) return undefined;
+    const { what, path, ip } = where;
+    logger.log("info", `${what} refused`, { status: identity.status, reason: identity.label, path, ip });
+    return plain(identity.status, identity.reason + "\n", identity.headers);
+  }
+
   /** `GET /rooms/<name>/history?since=&limit=`: the kept messages as envelope objects, newest last. */
   async function history(
     request: Request,
@@ -339,11 +356,8 @@ export function createHandler(options: HandlerOptions): Handler {
     ip: string,
   ): Promise<Response> {
     if (config.historySize === 0) return plain(404, HISTORY_OFF + "\n");
-    const identity = await authorize({ headers: request.headers, params }, config, { room, action: "subscribe" });
-    if ("status" in identity) {
-      logger.log("info", "history refused", { status: identity.status, reason: identity.label, path, ip });
-      return plain(identity.status, identity.reason + "\n", identity.headers);
-    }
+    const refusal = await mayRead(request, params, room, { what: "history", path, ip });
+    if (refusal !== undefined) return refusal;
     const since = wholeParam(params, "since");
     const limit = wholeParam(params, "limit");
     if (since === null || limit === null) return plain(400, "since and limit must be whole numbers\n");
@@ -367,11 +381,8 @@ export function createHandler(options: HandlerOptions): Handler {
     path: string,
     ip: string,
   ): Promise<Response> {
-    const identity = await authorize({ headers: request.headers, params }, config, { room, action: "subscribe" });
-    if ("status" in identity) {
-      logger.log("info", "presence refused", { status: identity.status, reason: identity.label, path, ip });
-      return plain(identity.status, identity.reason + "\n", identity.headers);
-    }
+    const refusal = await mayRead(request, params, room, { what: "presence", path, ip });
+    if (refusal !== undefined) return refusal;
     if (broker === undefined) {
       const body = { room, members: hub.members(room), users: hub.users(room).sort((a, b) => a.sub < b.sub ? -1 : 1) };
       return plain(200, JSON.stringify(body), JSON_HEADERS);

@@ -25,37 +25,12 @@ import {
   upgradeHead,
 } from "./_harness.ts";
 import { runMain, startMain } from "./_process.ts";
+import { b64url, derToRaw, genpkey, run } from "./_jose.ts";
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const SECRET = "an authorize-test secret of at least thirty-two bytes";
 const ISSUER = "https://auth.example.test";
 const AUDIENCE = "hubbub-test";
-
-function b64url(data: Uint8Array | string): string {
-  return (typeof data === "string" ? encoder.encode(data) : data).toBase64({
-    alphabet: "base64url",
-    omitPadding: true,
-  });
-}
-
-/** Runs a command with optional stdin; returns stdout, or throws with stderr. */
-async function run(command: string, args: string[], stdin?: string): Promise<Uint8Array> {
-  const child = new Deno.Command(command, {
-    args,
-    stdin: stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (stdin !== undefined) {
-    const writer = child.stdin.getWriter();
-    await writer.write(encoder.encode(stdin));
-    await writer.close();
-  }
-  const output = await child.output();
-  if (!output.success) throw new Error(`${command} ${args.join(" ")} failed: ${decoder.decode(output.stderr)}`);
-  return output.stdout;
-}
 
 /**
  * HS256 tokens made entirely by Python's standard library: for each job, the header and claims as JSON, or a crafted
@@ -85,16 +60,10 @@ const valid = (extra: object = {}) => ({ iss: ISSUER, aud: AUDIENCE, exp: now() 
 const dir = await Deno.makeTempDir({ prefix: "hubbub-authorize-" });
 globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
 
-async function genpkey(name: string, ...options: string[]): Promise<{ file: string; pem: string }> {
-  const file = `${dir}/${name}.key`;
-  await run("openssl", ["genpkey", ...options, "-out", file]);
-  return { file, pem: decoder.decode(await run("openssl", ["pkey", "-in", file, "-pubout"])) };
-}
-
 const [rsa, ecA, ecB] = await Promise.all([
-  genpkey("rsa", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"),
-  genpkey("ec-a", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"),
-  genpkey("ec-b", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"),
+  genpkey(dir, "rsa", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"),
+  genpkey(dir, "ec-a", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"),
+  genpkey(dir, "ec-b", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"),
 ]);
 
 /** An RS256 token signed by openssl. */
@@ -107,15 +76,7 @@ async function rs256(claims: object): Promise<string> {
 async function es256(key: { file: string }, kid: string, claims: object): Promise<string> {
   const input = `${b64url(JSON.stringify({ alg: "ES256", kid }))}.${b64url(JSON.stringify(claims))}`;
   const der = await run("openssl", ["dgst", "-sha256", "-sign", key.file], input);
-  const raw = new Uint8Array(64);
-  let at = 2 + (der[1] & 0x80 ? der[1] & 0x7f : 0);
-  for (let i = 0; i < 2; i++) {
-    const length = der[at + 1];
-    let integer = der.subarray(at + 2, at + 2 + length);
-    at += 2 + length;
-    while (integer.length > 32 && integer[0] === 0) integer = integer.subarray(1);
-    raw.set(integer, (i + 1) * 32 - integer.length);
-  }
+  const raw = derToRaw(der, 32);
   return `${input}.${b64url(raw)}`;
 }
 

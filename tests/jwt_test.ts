@@ -16,63 +16,26 @@ import {
   signJwt,
 } from "../lib/auth/jwt.ts";
 import { ALL_ROOMS } from "../lib/auth/permissions.ts";
+import { b64url, derToRaw, genpkey, run, type TestKey } from "./_jose.ts";
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-function b64url(data: Uint8Array | string): string {
-  return (typeof data === "string" ? encoder.encode(data) : data).toBase64({
-    alphabet: "base64url",
-    omitPadding: true,
-  });
-}
-
-/** Runs a command with optional stdin; returns stdout, or throws with stderr. */
-async function run(command: string, args: string[], stdin?: string): Promise<Uint8Array> {
-  const child = new Deno.Command(command, {
-    args,
-    stdin: stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (stdin !== undefined) {
-    const writer = child.stdin.getWriter();
-    await writer.write(encoder.encode(stdin));
-    await writer.close();
-  }
-  const output = await child.output();
-  if (!output.success) throw new Error(`${command} ${args.join(" ")} failed: ${decoder.decode(output.stderr)}`);
-  return output.stdout;
-}
 
 // Private keys live in a temporary directory for this file's run only.
 const dir = await Deno.makeTempDir({ prefix: "hubbub-jwt-" });
 globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
 
-/** A private key file made by openssl and its public key as PEM (SPKI). */
-interface TestKey {
-  readonly file: string;
-  readonly pem: string;
-}
-
-async function genpkey(name: string, ...options: string[]): Promise<TestKey> {
-  const file = `${dir}/${name}.key`;
-  await run("openssl", ["genpkey", ...options, "-out", file]);
-  return { file, pem: decoder.decode(await run("openssl", ["pkey", "-in", file, "-pubout"])) };
-}
-
 const [rsa, rsaB, rsa1024, rsaPss, ec256, ec256b, ec384, ec521, ed25519, ed448, secp256k1] = await Promise.all([
-  genpkey("rsa", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"),
-  genpkey("rsa-b", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"),
-  genpkey("rsa1024", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024"),
-  genpkey("rsa-pss", "-algorithm", "RSA-PSS", "-pkeyopt", "rsa_keygen_bits:1024"),
-  genpkey("ec256", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"),
-  genpkey("ec256b", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"),
-  genpkey("ec384", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"),
-  genpkey("ec521", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-521"),
-  genpkey("ed25519", "-algorithm", "ed25519"),
-  genpkey("ed448", "-algorithm", "ed448"),
-  genpkey("secp256k1", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:secp256k1"),
+  genpkey(dir, "rsa", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"),
+  genpkey(dir, "rsa-b", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"),
+  genpkey(dir, "rsa1024", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024"),
+  genpkey(dir, "rsa-pss", "-algorithm", "RSA-PSS", "-pkeyopt", "rsa_keygen_bits:1024"),
+  genpkey(dir, "ec256", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"),
+  genpkey(dir, "ec256b", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"),
+  genpkey(dir, "ec384", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"),
+  genpkey(dir, "ec521", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-521"),
+  genpkey(dir, "ed25519", "-algorithm", "ed25519"),
+  genpkey(dir, "ed448", "-algorithm", "ed448"),
+  genpkey(dir, "secp256k1", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:secp256k1"),
 ]);
 
 /** Signs the ASCII signing input `header.payload`; returns the raw JWS signature. */
@@ -90,22 +53,6 @@ function rsaPssSigner(key: TestKey, bits: number): Signer {
 /** openssl's ECDSA signature, DER as openssl gives it (`SEQUENCE { INTEGER r, INTEGER s }`). */
 function ecdsaDer(key: TestKey, bits: number): Signer {
   return (input) => run("openssl", ["dgst", `-sha${bits}`, "-sign", key.file], input);
-}
-
-/** DER ECDSA signature → JOSE raw r||s, each left-padded to `size` bytes. */
-function derToRaw(der: Uint8Array, size: number): Uint8Array {
-  assert.equal(der[0], 0x30);
-  let at = 2 + (der[1] & 0x80 ? der[1] & 0x7f : 0);
-  const raw = new Uint8Array(2 * size);
-  for (let i = 0; i < 2; i++) {
-    assert.equal(der[at], 0x02);
-    const length = der[at + 1];
-    let integer = der.subarray(at + 2, at + 2 + length);
-    at += 2 + length;
-    while (integer.length > size && integer[0] === 0) integer = integer.subarray(1);
-    raw.set(integer, (i + 1) * size - integer.length);
-  }
-  return raw;
 }
 
 function ecdsa(key: TestKey, bits: number, size: number): Signer {

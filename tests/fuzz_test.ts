@@ -8,6 +8,7 @@
  */
 
 import assert from "node:assert/strict";
+import { concatBytes } from "../lib/bytes.ts";
 import { findHeadEnd, parseRequestHead, parseResponseHead } from "../lib/ws/http1.ts";
 import { ServerProtocol } from "../lib/ws/protocol.ts";
 import { clientFrame } from "./_harness.ts";
@@ -160,14 +161,7 @@ function randomFrames(rand: () => number): Uint8Array {
       frames.push(clientFrame(0x0, payload.subarray(3), { fin: rand() < 0.8 }));
     } else frames.push(clientFrame(0x8, new Uint8Array([0x03, 0xe8, 0x6f, 0x6b])));
   }
-  const total = frames.reduce((sum, frame) => sum + frame.length, 0);
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const frame of frames) {
-    out.set(frame, at);
-    at += frame.length;
-  }
-  return out;
+  return concatBytes(...frames);
 }
 
 Deno.test("fuzz: ServerProtocol never throws and reports the same events however a mutated stream is split", () => {

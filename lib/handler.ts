@@ -136,11 +136,13 @@ export function createHandler(options: HandlerOptions): Handler {
   const config = options.options;
   const memory = options.memory ?? (() => Deno.memoryUsage());
   const stats = hub.stats;
-  // Rendered once: the page tells a refused browser whether a token or origin rule is on (never the token).
+  // Rendered once: the page tells a refused browser whether a token or origin rule is on (never the token), and
+  // whether the server keeps history to replay and recover.
   const origins = config.allowedOrigins;
   const page = renderPage({
     tokenRequired: config.token !== "" || config.jwt !== undefined,
     originRestricted: origins.length > 0 && !origins.includes("*"),
+    historySize: config.historySize,
   });
   const refuse = (refusal: Refusal, path: string, ip: string): Response => {
     stats.countRefusal(refusal.label);

@@ -8,11 +8,20 @@
  *
  * The server renders it once ({@linkcode renderPage}) with what a refused page needs to know: whether a token is
  * required and whether origins are restricted (browsers hide a refused handshake's HTTP status, so the page cannot
- * ask). Never the token itself, nor the allowed origins.
+ * ask). Never the token itself, nor the allowed origins. It also says how many messages the server keeps per room
+ * (`--history`), since asking a server without history for a replay is a refused handshake.
+ *
+ * History and recovery: in a room of the server that served it, the page offers the `hubbub.v1` envelope and, when
+ * the server keeps history, joins with `?replay=` to show the room's recent messages. After an unexpected close
+ * (1001, 1006, 1011–1014) it reconnects by itself, with a backoff from 250 ms doubling to 10 s with jitter, asking
+ * for what it missed with `?since=&epoch=`, and logs "Recovered N missed messages" or "Some messages were lost". The
+ * user's own Disconnect, and any other close, end it. The log shows messages unwrapped, as without the envelope.
  *
  * Stable hooks for tests: `#url`, `#connect`, `#disconnect`, `#room`, `#join`, `#members`, `#clear`, `#log`, `#jump`,
  * `#message`, `#message-hint`, `#binary`, `#send`, `#status`, `#message-error`, `#room-error`; each log entry is an
- * `li` with `data-dir="out" | "in" | "event"` (events also carry `data-event`, and close events `data-code`). A text
+ * `li` with `data-dir="out" | "in" | "event"` (events also carry `data-event`, and close events `data-code`).
+ * Received messages from the room's history carry `data-replayed="history"` (on joining) or `"recovered"` (on
+ * reconnecting); the events `history`, `reconnecting`, `recovered` and `lost` mark where they start. A text
  * message over 4,096 UTF-8 bytes is cut: its entry has `data-cut`, the shown part in `.text`, and `.expand` and
  * `.copy` buttons. The page also exposes its pure helpers on `globalThis.hubbub` for tests and the console.
  *
@@ -25,6 +34,8 @@ export interface PageOptions {
   tokenRequired: boolean;
   /** The server accepts only listed origins (`--allowed-origin` without `*`): a refused page says so. */
   originRestricted: boolean;
+  /** Messages the server keeps per room (`--history`): the page then shows recent ones and recovers. @default {0} */
+  historySize?: number;
 }
 
 /**
@@ -35,15 +46,17 @@ export interface PageOptions {
  * ```ts
  * import { renderPage } from "./page.ts";
  * import assert from "node:assert/strict";
- * const page = renderPage({ tokenRequired: true, originRestricted: false });
- * assert.ok(page.includes('"tokenRequired":true'));
+ * const page = renderPage({ tokenRequired: true, originRestricted: false, historySize: 100 });
+ * assert.ok(page.includes('"tokenRequired":true,"originRestricted":false,"history":100'));
  * ```
  */
 export function renderPage(options: PageOptions): string {
-  // Booleans only, so the JSON cannot close the script element or carry anything the server should keep.
+  // Booleans and a number only, so the JSON cannot close the script element or carry anything the server should keep.
+  const history = Number(options.historySize ?? 0);
   const server = JSON.stringify({
     tokenRequired: options.tokenRequired === true,
     originRestricted: options.originRestricted === true,
+    history: Number.isSafeInteger(history) && history > 0 ? history : 0,
   });
   return String.raw`<!doctype html>
 <html lang="en">
@@ -102,7 +115,8 @@ button:disabled { background: var(--disabled-bg); border-color: var(--line); col
 #status { margin: 0; font-size: .85rem; display: flex; align-items: center; gap: .4rem; }
 #status::before { content: ""; width: .6rem; height: .6rem; border-radius: 50%; background: var(--muted); }
 #status[data-state=open]::before { background: var(--in); }
-#status[data-state=connecting]::before, #status[data-state=closing]::before { background: #d4a72c; }
+#status[data-state=connecting]::before, #status[data-state=closing]::before,
+#status[data-state=reconnecting]::before { background: #d4a72c; }
 .members { margin: 0; padding: .4rem 0; font-size: .9rem; white-space: nowrap; }
 #members { font-weight: 700; font-variant-numeric: tabular-nums; }
 .logbox { position: relative; flex: 1; min-height: 14rem; display: flex; flex-direction: column;
@@ -127,7 +141,11 @@ button:disabled { background: var(--disabled-bg); border-color: var(--line); col
 #log [data-dir=in] .dir { color: var(--in); }
 #log [data-dir=event] { color: var(--muted); }
 #log [data-dir=event] .body { font-family: system-ui, sans-serif; font-style: italic; }
-#log [data-event=error] .body, #log [data-event=close][data-clean=false] .body { color: var(--err); }
+#log [data-event=error] .body, #log [data-event=close][data-clean=false] .body, #log [data-event=lost] .body {
+  color: var(--err); }
+#log [data-event=recovered] .body { color: var(--in); }
+#log [data-replayed] { background: var(--panel); }
+#log [data-replayed] .dir { color: var(--muted); }
 #log .more { display: block; margin-top: .2rem; color: var(--muted); font-family: system-ui, sans-serif;
   font-size: .8rem; }
 #log .more button { padding: .05rem .55rem; margin-left: .4rem; font-size: .8rem; }
@@ -209,6 +227,15 @@ const CLOSE_NAMES = {
   1007: "invalid payload", 1008: "policy violation", 1009: "message too big", 1010: "extension required",
   1011: "internal error", 1012: "service restart", 1013: "try again later: slow consumer", 1015: "TLS failure",
 };
+/** Hubbub's envelope: each message with its room offset and epoch, so a reconnect can ask for what it missed. */
+const ENVELOPE = "hubbub.v1";
+/** Recent messages shown on joining a room, at most: a screenful of context (the server may keep fewer). */
+const REPLAY_ON_JOIN = 100;
+/** The first reconnect waits about this long, doubling per failed attempt up to RECONNECT_MAX_MS. */
+const RECONNECT_MIN_MS = 250;
+const RECONNECT_MAX_MS = 10000;
+/** Closes after which reconnecting may help: going away, dropped, server error, restart, slow consumer, gateway. */
+const RECONNECT_CODES = new Set([1001, 1006, 1011, 1012, 1013, 1014]);
 
 /** The ws: or wss: URL of the endpoint a page at loc was served from, keeping only ?token= of its query. */
 function socketUrlFor(loc) {
@@ -313,7 +340,87 @@ function refusalHint(socketUrl, server, pageHost) {
   return lines.join("\n");
 }
 
-globalThis.hubbub = { socketUrlFor, parseHex, toHex, roomOf, statsUrlFor, cutText, refusalHint, ROOM_NAME };
+/** Whether a socket URL is a room (or /) of the server that served this page, which speaks the envelope. */
+function isOwnRoom(socketUrl, pageHost) {
+  let u;
+  try {
+    u = new URL(socketUrl);
+  } catch {
+    return false;
+  }
+  return u.host === pageHost && (u.pathname === "/" || roomOf(u.pathname) !== null);
+}
+
+/**
+ * The URL to open for a join: with a position, asking for every message after it (?since=&epoch=); else, with
+ * replay, asking for the room's recent messages; else the URL as it is.
+ */
+function joinUrl(socketUrl, position, replay) {
+  const u = new URL(socketUrl);
+  if (position) {
+    for (const name of ["replay", "since", "epoch"]) u.searchParams.delete(name);
+    u.searchParams.set("since", String(position.offset));
+    u.searchParams.set("epoch", position.epoch);
+  } else if (replay > 0 && !u.searchParams.has("replay") && !u.searchParams.has("since")) {
+    u.searchParams.set("replay", String(replay));
+  }
+  return u.href;
+}
+
+/** Milliseconds before reconnect attempt n (0 first): a random point in the upper half of min × 2^n, capped. */
+function backoffDelay(attempt, random = Math.random) {
+  const ceiling = Math.min(RECONNECT_MAX_MS, RECONNECT_MIN_MS * 2 ** Math.min(attempt, 30));
+  return ceiling / 2 + random() * ceiling / 2;
+}
+
+/** A joined or message envelope in text, { type: "other" } for other frames, or null when text is none. */
+function parseEnvelope(text) {
+  if (!text.startsWith("{")) return null;
+  let frame;
+  try {
+    frame = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (typeof frame !== "object" || frame === null || typeof frame.type !== "string") return null;
+  const positioned = Number.isSafeInteger(frame.offset) && typeof frame.epoch === "string";
+  if (frame.type === "joined") return positioned && typeof frame.recovered === "boolean" ? frame : null;
+  if (frame.type === "message") {
+    return positioned && (typeof frame.data === "string" || typeof frame.binary === "string") ? frame : null;
+  }
+  return { type: "other" };
+}
+
+/** The bytes of base64 text, as an ArrayBuffer. */
+function fromBase64(text) {
+  const binary = atob(text);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes.buffer;
+}
+
+/**
+ * What a reconnect's joined frame says about the messages sent meanwhile. With ?since= the server says; without
+ * (no history), the same epoch and latest offset as before mean nothing was missed, anything else a loss.
+ */
+function readRecovery(joined, askedSince, before) {
+  if (askedSince) return { recovered: joined.recovered, missed: joined.missed };
+  if (!before || before.epoch !== joined.epoch) return { recovered: false, missed: 0 };
+  const missed = joined.offset - before.offset;
+  return { recovered: missed === 0, missed };
+}
+
+/** "Recovered N missed messages" or "Some messages were lost". */
+function describeRecovery(recovery) {
+  const { recovered, missed } = recovery;
+  if (recovered) return "Recovered " + missed + " missed message" + (missed === 1 ? "" : "s");
+  return "Some messages were lost" + (missed > 0 ? " (" + missed + " missed)" : "");
+}
+
+globalThis.hubbub = {
+  socketUrlFor, parseHex, toHex, roomOf, statsUrlFor, cutText, refusalHint, isOwnRoom, joinUrl, backoffDelay,
+  parseEnvelope, readRecovery, describeRecovery, ROOM_NAME,
+};
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -323,6 +430,11 @@ const ui = {
 };
 const encoder = new TextEncoder();
 let ws = null;
+/**
+ * What the user connected to, kept across reconnects: the URL, whether it is a room of this server, where the room's
+ * messages got to ({ offset, epoch } of the last one), the failed attempts so far and the pending attempt's timer.
+ */
+let session = null;
 let statsTimer = 0;
 /** Whether the log follows new entries: true until the reader scrolls up, true again back at the bottom. */
 let following = true;
@@ -364,10 +476,19 @@ function log(dir, body, extra = {}) {
   const now = new Date();
   const li = el("li");
   li.dataset.dir = dir;
-  for (const [k, v] of Object.entries(extra.data ?? {})) li.dataset[k] = String(v);
+  for (const [k, v] of Object.entries(extra.data ?? {})) if (v !== undefined) li.dataset[k] = String(v);
   const arrow = el("span", "dir", dir === "out" ? "↑" : dir === "in" ? "↓" : "•");
   arrow.setAttribute("aria-hidden", "true");
-  const said = dir === "out" ? "Sent" : dir === "in" ? "Received" : "Event";
+  const replayed = extra.data?.replayed;
+  const said = dir === "out"
+    ? "Sent"
+    : dir === "event"
+    ? "Event"
+    : replayed === "history"
+    ? "From the room's history"
+    : replayed === "recovered"
+    ? "Recovered"
+    : "Received";
   li.append(arrow, el("span", "sr", extra.data?.kind === "binary" ? said + " binary" : said));
   const time = el("time", "", clock(now));
   time.dateTime = now.toISOString();
@@ -396,7 +517,7 @@ function forget(li, note) {
 }
 
 /** Logs a text over MAX_SHOWN_BYTES cut, with its size and buttons to show all of it or copy it. */
-function logLongText(dir, text, bytes) {
+function logLongText(dir, text, bytes, replayed) {
   const shown = cutText(text);
   const body = el("span", "body");
   const part = el("span", "text", shown);
@@ -412,7 +533,7 @@ function logLongText(dir, text, bytes) {
   const ellipsis = el("span", "", "…");
   ellipsis.setAttribute("aria-hidden", "true");
   body.append(part, ellipsis, more);
-  const li = log(dir, body, { size: bytes, data: { kind: "text", cut: "true" } });
+  const li = log(dir, body, { size: bytes, data: { kind: "text", cut: "true", replayed } });
   kept.set(li, { text, bytes });
   keptBytes += bytes;
   for (const old of kept.keys()) {
@@ -462,23 +583,28 @@ async function copyText(text) {
   }
 }
 
-function logMessage(dir, data) {
+/** Logs a message; replayed is "history" or "recovered" for one from the room's history. */
+function logMessage(dir, data, replayed) {
   if (typeof data === "string") {
     const bytes = encoder.encode(data).length;
-    if (bytes > MAX_SHOWN_BYTES) logLongText(dir, data, bytes);
-    else log(dir, data, { size: bytes, data: { kind: "text" } });
+    if (bytes > MAX_SHOWN_BYTES) logLongText(dir, data, bytes, replayed);
+    else log(dir, data, { size: bytes, data: { kind: "text", replayed } });
   } else {
     const bytes = new Uint8Array(data);
-    log(dir, toHex(bytes), { size: bytes.length, data: { kind: "binary" } });
+    log(dir, toHex(bytes), { size: bytes.length, data: { kind: "binary", replayed } });
   }
 }
 
 function setState(state) {
-  const labels = { connecting: "Connecting…", open: "Connected", closing: "Closing…", closed: "Disconnected" };
+  const labels = {
+    connecting: "Connecting…", open: "Connected", closing: "Closing…", closed: "Disconnected",
+    reconnecting: "Reconnecting…",
+  };
   ui.status.dataset.state = state;
   ui.status.textContent = labels[state];
-  ui.connect.disabled = state === "connecting" || state === "open";
-  ui.disconnect.disabled = state !== "connecting" && state !== "open";
+  const active = state === "connecting" || state === "open" || state === "reconnecting";
+  ui.connect.disabled = active;
+  ui.disconnect.disabled = !active;
   ui.send.disabled = state !== "open";
   // A focused button that just got disabled would drop keyboard focus on <body>: move it where the user goes next.
   if (document.activeElement?.disabled) (ui.connect.disabled ? ui.message : ui.connect).focus();
@@ -508,34 +634,55 @@ async function refreshMembers() {
   }
 }
 
+/** Connects to the URL field's endpoint, as a new session: a room of this server shows its recent history. */
 function connect() {
   const target = ui.url.value.trim();
+  if (session) clearTimeout(session.timer);
   if (ws && ws.readyState <= WebSocket.OPEN) {
     closedByPage.add(ws);
     ws.close(1000, "Reconnecting");
   }
+  session = { target, own: isOwnRoom(target, location.host), position: null, attempt: 0, timer: 0 };
+  openSocket(session, false);
+}
+
+/** Opens one connection of a session; again is true for a reconnect, which asks for what was missed. */
+function openSocket(s, again) {
+  const history = s.own && SERVER.history > 0;
+  const replay = again ? 0 : Math.min(SERVER.history, REPLAY_ON_JOIN);
+  const target = history ? joinUrl(s.target, again ? s.position : null, replay) : s.target;
   let sock;
   try {
-    sock = new WebSocket(target);
+    // Only this server's rooms are known to speak the envelope; another server may pick any offer and mean another.
+    sock = s.own ? new WebSocket(target, [ENVELOPE]) : new WebSocket(target);
   } catch (err) {
     log("event", "Cannot connect to " + target + ": " + err.message, { data: { event: "error" } });
+    session = null;
+    setState("closed");
     return;
   }
   sock.binaryType = "arraybuffer";
   ws = sock;
-  let opened = false;
+  // envelope: unknown until the first frame says "joined"; latest: the room's offset then (older ones are replays).
+  const conn = { sock, again, askedSince: history && again && s.position !== null, opened: false };
   setState("connecting");
-  log("event", "Connecting to " + target, { data: { event: "connecting" } });
+  log("event", (again ? "Reconnecting to " : "Connecting to ") + target, { data: { event: "connecting" } });
   sock.addEventListener("open", () => {
-    opened = true;
+    conn.opened = true;
     if (ws !== sock) return;
+    s.attempt = 0;
     setState("open");
     log("event", "Connected to " + sock.url, { data: { event: "open" } });
+    if (again && sock.protocol !== ENVELOPE) {
+      log("event", "Some messages may be missing: this server cannot say what was sent while disconnected", {
+        data: { event: "lost" },
+      });
+    }
     refreshMembers();
     clearInterval(statsTimer);
     statsTimer = setInterval(refreshMembers, STATS_EVERY_MS);
   });
-  sock.addEventListener("message", (ev) => logMessage("in", ev.data));
+  sock.addEventListener("message", (ev) => receive(s, conn, ev.data));
   sock.addEventListener("error", () => {
     log("event", "Error: the connection failed or broke (see the close code)", { data: { event: "error" } });
   });
@@ -545,17 +692,84 @@ function connect() {
     log("event", "Closed: code " + ev.code + " (" + name + ")" + reason + (ev.wasClean ? "" : ", not clean"), {
       data: { event: "close", code: ev.code, clean: ev.wasClean },
     });
-    if (!opened && !closedByPage.has(sock)) {
+    const byPage = closedByPage.has(sock);
+    if (!conn.opened && !byPage && !again) {
       log("event", refusalHint(sock.url, SERVER, location.host), { data: { event: "refused" } });
     }
     if (ws !== sock) return;
     clearInterval(statsTimer);
+    // A refused first handshake is no blip; a reconnect that fails is (the server may still be starting).
+    if (!byPage && s === session && (conn.opened || again) && RECONNECT_CODES.has(ev.code)) {
+      reconnectLater(s);
+      return;
+    }
+    if (s === session) session = null;
     setState("closed");
     refreshMembers();
   });
 }
 
+/** Handles one received frame: unwraps the envelope (noting the room position), or logs the message as it is. */
+function receive(s, conn, data) {
+  if (conn.envelope === false || typeof data !== "string" || conn.sock.protocol !== ENVELOPE) {
+    conn.envelope = false;
+    return logMessage("in", data);
+  }
+  const frame = parseEnvelope(data);
+  if (conn.envelope === undefined) {
+    // A room says "joined" first; anything else (the echo endpoint at / with --mode echo) is not an envelope.
+    conn.envelope = frame?.type === "joined";
+    if (!conn.envelope) return logMessage("in", data);
+  }
+  if (frame === null) return logMessage("in", data);
+  if (frame.type === "joined") {
+    conn.latest = frame.offset;
+    if (conn.again) {
+      const recovery = readRecovery(frame, conn.askedSince, s.position);
+      log("event", describeRecovery(recovery), {
+        data: { event: recovery.recovered ? "recovered" : "lost", missed: recovery.missed },
+      });
+    }
+    // A recovery's messages follow and move the position on; else live messages start after the room's latest.
+    if (!(conn.askedSince && frame.recovered)) s.position = { offset: frame.offset, epoch: frame.epoch };
+    return;
+  }
+  if (frame.type !== "message") return;
+  s.position = { offset: frame.offset, epoch: frame.epoch };
+  let replayed;
+  if (frame.offset <= conn.latest) {
+    replayed = conn.again ? "recovered" : "history";
+    if (!conn.again && !conn.historyShown) {
+      conn.historyShown = true;
+      log("event", "Recent messages from the room's history:", { data: { event: "history" } });
+    }
+  }
+  logMessage("in", frame.data ?? fromBase64(frame.binary), replayed);
+}
+
+/** Waits out the backoff, then reconnects (unless the user disconnected or connected elsewhere meanwhile). */
+function reconnectLater(s) {
+  const delay = backoffDelay(s.attempt++);
+  const seconds = (delay / 1000).toFixed(1) + " s";
+  setState("reconnecting");
+  ui.status.textContent = "Reconnecting in " + seconds + "…";
+  log("event", "Reconnecting in " + seconds + " (attempt " + s.attempt + ")", { data: { event: "reconnecting" } });
+  refreshMembers();
+  s.timer = setTimeout(() => {
+    if (session === s) openSocket(s, true);
+  }, delay);
+}
+
+/** The user's Disconnect: closes the connection, or stops reconnecting; either way no reconnect follows. */
 function disconnect() {
+  const waiting = session !== null && ui.status.dataset.state === "reconnecting";
+  if (session) clearTimeout(session.timer);
+  session = null;
+  if (waiting) {
+    log("event", "Stopped reconnecting", { data: { event: "stopped" } });
+    setState("closed");
+    return;
+  }
   if (!ws || ws.readyState > WebSocket.OPEN) return;
   setState("closing");
   closedByPage.add(ws);

@@ -11,8 +11,9 @@
 import assert from "node:assert/strict";
 import { SILENT_LOGGER } from "../lib/log.ts";
 import { serve } from "../lib/server.ts";
-import { ENGINES } from "./_harness.ts";
-import { Browser, chromiumPath, type Page } from "./_cdp.ts";
+import { ENGINES, TestClient } from "./_harness.ts";
+import { Browser, chromiumPath, type Page, sleep } from "./_cdp.ts";
+import { TcpProxy } from "./_proxy.ts";
 
 const ROOM = "browser-test";
 const SCREENSHOTS = new URL("../out/screenshots/", import.meta.url).pathname;
@@ -573,3 +574,189 @@ Deno.test({
     await Promise.all([server.shutdown(), guarded.shutdown(), picky.shutdown()]);
   }
 });
+
+/** The bodies of the page's received entries, with how each came (`data-replayed`, or "" for live ones). */
+function received(page: Page): Promise<{ body: string; replayed: string }[]> {
+  return page.evaluate(`[...document.querySelectorAll('#log li[data-dir="in"]')].map((li) => ({
+    body: li.querySelector(".body").textContent, replayed: li.dataset.replayed ?? "",
+  }))`);
+}
+
+/** The bodies of the page's events named `event`. */
+function events(page: Page, event: string): Promise<string[]> {
+  return page.evaluate(
+    `[...document.querySelectorAll('#log li[data-event="${event}"] .body')].map((body) => body.textContent)`,
+  );
+}
+
+/** `prefix0` … `prefix<count - 1>`. */
+function numbered(prefix: string, count: number): string[] {
+  return Array.from({ length: count }, (_, i) => `${prefix}${i}`);
+}
+
+/** Sends `messages` into `room` from a client of its own and waits for its own copies. */
+async function publish(wsUrl: string, room: string, messages: string[]): Promise<void> {
+  const publisher = new TestClient(`${wsUrl}/rooms/${room}`);
+  try {
+    await publisher.opened();
+    for (const message of messages) publisher.socket.send(message);
+    await publisher.waitFor(messages.length);
+  } finally {
+    await publisher.close();
+  }
+}
+
+for (const engine of ENGINES) {
+  Deno.test({
+    name: `[${engine}] browser page: history on join, recovery after a cut, loss after a restart, Disconnect stops`,
+    sanitizeOps: true,
+    sanitizeResources: true,
+  }, async (t) => {
+    const path = chromiumPath();
+    assert.ok(path, "Chromium not found: run `apt-get install -y chromium` (or set CHROMIUM=/path/to/chromium)");
+    const room = "recovery";
+    const options = { hostname: "127.0.0.1", engine, logger: SILENT_LOGGER, historySize: 1000 } as const;
+    let server = serve({ ...options, port: 0 });
+    await server.ready;
+    const port = server.addr.port;
+    const wsUrl = server.wsUrl;
+    // The page is served through the proxy, so its socket goes through it too: cutting it is a dropped network.
+    const proxy = new TcpProxy({ port });
+    let browser: Browser | undefined;
+    /** Messages the page has received so far. */
+    let total = 0;
+    try {
+      browser = await Browser.launch({ path });
+      const page = await browser.newPage(`http://127.0.0.1:${proxy.port}/rooms/${room}`);
+      await page.setViewport(900, 700);
+
+      await t.step("the page's helpers: backoff, join URLs, what a joined frame says", async () => {
+        assert.deepEqual(
+          await page.evaluate(`[0, 1, 2, 5, 6, 40].map((n) => hubbub.backoffDelay(n, () => 1))`),
+          [250, 500, 1000, 8000, 10000, 10000],
+        );
+        assert.equal(await page.evaluate(`hubbub.backoffDelay(3, () => 0)`), 1000, "jitter: the upper half");
+        assert.equal(
+          await page.evaluate(`hubbub.joinUrl("ws://h/rooms/a?token=t&replay=5", { offset: 7, epoch: "e1" }, 0)`),
+          "ws://h/rooms/a?token=t&since=7&epoch=e1",
+        );
+        assert.equal(await page.evaluate(`hubbub.joinUrl("ws://h/?token=t", null, 50)`), "ws://h/?token=t&replay=50");
+        assert.equal(await page.evaluate(`hubbub.isOwnRoom("ws://${location()}/echo", "${location()}")`), false);
+        assert.equal(await page.evaluate(`hubbub.isOwnRoom("ws://elsewhere:1/rooms/a", "${location()}")`), false);
+        assert.equal(
+          await page.evaluate(`hubbub.describeRecovery(hubbub.readRecovery(
+            { offset: 9, epoch: "e", recovered: false, missed: 0 }, false, { offset: 7, epoch: "e" }))`),
+          "Some messages were lost (2 missed)",
+        );
+        function location() {
+          return `127.0.0.1:${proxy.port}`;
+        }
+      });
+
+      await t.step("joining shows the room's recent history, marked, then live messages", async () => {
+        await publish(wsUrl, room, numbered("h", 5));
+        await connectPage(page);
+        await page.waitFor(`document.querySelectorAll('#log li[data-replayed="history"]').length === 5`);
+        assert.deepEqual(await events(page, "history"), ["Recent messages from the room's history:"]);
+        assert.match(
+          (await events(page, "connecting"))[0],
+          new RegExp(`^Connecting to ws://127\\.0\\.0\\.1:${proxy.port}/rooms/${room}\\?replay=100$`),
+        );
+        assert.equal(await page.evaluate(`document.querySelector("#status").dataset.state`), "open");
+      });
+
+      await t.step("a connection cut while messages flow: reconnects and recovers, no gap, no duplicate", async () => {
+        // A publisher that keeps going, 10 messages every 10 ms, until told to stop: so messages flow while the page
+        // is away, however fast it comes back.
+        const publisher = new TestClient(`${wsUrl}/rooms/${room}`);
+        await publisher.opened();
+        let sent = 0;
+        let stop = false;
+        const publishing = (async () => {
+          while (!stop) {
+            for (const end = sent + 10; sent < end; sent++) publisher.socket.send(`n${sent}`);
+            await sleep(10);
+          }
+          await publisher.waitFor(sent);
+          await publisher.close();
+        })();
+        try {
+          await page.waitFor(`document.querySelectorAll('#log li[data-dir="in"]').length >= 60`);
+          // The page's socket, and its keep-alive HTTP connections (the page, /stats) with it.
+          assert.ok(proxy.cut() >= 1, "the page's socket is cut");
+          await page.waitFor(`document.querySelector('#log li[data-event="recovered"]')`);
+          const until = sent + 50;
+          while (sent < until) await sleep(10);
+        } finally {
+          stop = true;
+          await publishing;
+        }
+        await page.waitFor(`document.querySelectorAll('#log li[data-dir="in"]').length >= ${5 + sent}`);
+        await frames(page);
+        const entries = await received(page);
+        assert.deepEqual(entries.map((entry) => entry.body), [...numbered("h", 5), ...numbered("n", sent)]);
+        const [recovered] = await events(page, "recovered");
+        const count = Number(/^Recovered (\d+) missed messages?$/.exec(recovered)?.[1]);
+        assert.ok(count > 0, `messages went on while it was away: ${recovered}`);
+        assert.equal(entries.filter((entry) => entry.replayed === "recovered").length, count);
+        const closed = await page.evaluate<string[]>(`[...document.querySelectorAll('#log li[data-event="close"]')]
+          .map((li) => li.dataset.code)`);
+        assert.deepEqual(closed, ["1006"], "dropped without a close frame");
+        assert.match((await events(page, "reconnecting"))[0], /^Reconnecting in 0\.[1-3] s \(attempt 1\)$/);
+        assert.match((await events(page, "connecting"))[1], /^Reconnecting to .*\?since=\d+&epoch=[0-9a-f]+$/);
+        assert.equal(await page.evaluate(`document.querySelector("#status").dataset.state`), "open");
+        assert.deepEqual(await events(page, "lost"), []);
+        assert.deepEqual(await events(page, "refused"), [], "a reconnect is no refusal");
+        total = 5 + sent;
+        await page.evaluate(`document.querySelector('#log li[data-event="close"]').scrollIntoView()`);
+        await frames(page);
+        await page.screenshot(`${SCREENSHOTS}recovered-light-900.png`);
+        await page.evaluate(`document.querySelector("#jump").click()`);
+      });
+
+      await t.step("a restarted server lost its history: the page says so, then goes on live", async () => {
+        await server.shutdown();
+        await page.waitFor(`document.querySelector("#status").dataset.state !== "open"`);
+        server = serve({ ...options, port });
+        await server.ready;
+        await page.waitFor(`document.querySelectorAll('#log li[data-event="lost"]').length === 1`);
+        assert.deepEqual(await events(page, "lost"), ["Some messages were lost"]);
+        await page.waitFor(`document.querySelector("#status").dataset.state === "open"`);
+        await publish(server.wsUrl, room, ["after the restart"]);
+        await page.waitFor(`[...document.querySelectorAll('#log li[data-dir="in"] .body')].at(-1)
+          ?.textContent === "after the restart"`);
+        assert.equal((await received(page)).length, total + 1);
+        await page.screenshot(`${SCREENSHOTS}recovery-light-900.png`);
+      });
+
+      await t.step("Disconnect closes for good; Disconnect while reconnecting stops the retries", async () => {
+        await page.evaluate(`document.querySelector("#disconnect").click()`);
+        await page.waitFor(`document.querySelector("#status").dataset.state === "closed"`);
+        const quiet = async (what: string) => {
+          // Four times the longest first backoff: a reconnect would have come by then.
+          await sleep(1000);
+          assert.equal(await page.evaluate(`document.querySelector("#status").dataset.state`), "closed", what);
+          assert.equal(server.hub.members(room), 0, what);
+        };
+        await quiet("no reconnect after the user's Disconnect");
+        const reconnects = (await events(page, "reconnecting")).length;
+
+        await connectPage(page);
+        await server.shutdown();
+        await page.waitFor(`document.querySelector("#status").dataset.state === "reconnecting"`);
+        await page.evaluate(`document.querySelector("#disconnect").click()`);
+        assert.deepEqual(await events(page, "stopped"), ["Stopped reconnecting"]);
+        assert.equal(await page.evaluate(`document.querySelector("#status").dataset.state`), "closed");
+        server = serve({ ...options, port });
+        await server.ready;
+        await quiet("no reconnect after Disconnect while reconnecting");
+        assert.equal((await events(page, "reconnecting")).length, reconnects + 1);
+      });
+      await page.close();
+    } finally {
+      await browser?.close();
+      await proxy.close();
+      await server.shutdown();
+    }
+  });
+}

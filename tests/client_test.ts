@@ -12,7 +12,8 @@ import { connectWebSocket } from "../lib/client/ws_client.ts";
 import { computeAcceptKey } from "../lib/ws/http1.ts";
 import type { HubbubServer } from "../lib/server.ts";
 import { engineTest, eventually, startServer, TestClient } from "./_harness.ts";
-import { runMain } from "./_process.ts";
+import { runMain, type ServerProcess, startMain } from "./_process.ts";
+import { TcpProxy } from "./_proxy.ts";
 import {
   basicConstraints,
   caTrueCertificate,
@@ -170,6 +171,8 @@ Deno.test("runClient() exits 2 on a bad flag, a missing URL, a bad --wait or --h
     [["-H", "Origin: a", "-o", "b", "ws://x"], "--origin conflicts with an Origin --header: give one of them"],
     [["-k", "ws://x"], "--insecure only applies to wss:// URLs: ws://x"],
     [["--insecure", "--ca", "cert.pem", "wss://x"], "--ca conflicts with --insecure: give one of them"],
+    [["--replay", "ten", "ws://x"], "--replay must be a whole number of messages: ten"],
+    [["--replay=-1", "ws://x"], "--replay must be a whole number of messages: -1"],
   ];
   for (const [args, reason] of cases) {
     const result = await run(args);
@@ -644,3 +647,213 @@ Deno.test({
     listener.close();
   }
 });
+
+// ---------------------------------------------------------------------------------------------------------------
+// History: --replay and --reconnect
+
+/** The lines of a pipe-mode client's stdout, without the empty one after the last newline. */
+function lines(capture: Capture): string[] {
+  return capture.text.split("\n").slice(0, -1);
+}
+
+/** `n0` … `n<count - 1>`. */
+function numbered(prefix: string, count: number, from = 0): string[] {
+  return Array.from({ length: count }, (_, i) => `${prefix}${from + i}`);
+}
+
+engineTest("runClient() --replay N prints the room's last N messages, then live ones", async (engine) => {
+  await withServer(engine, async (_server, ws) => {
+    const publisher = new TestClient(`${ws}/rooms/replayed`);
+    await publisher.opened();
+    const input = new Input();
+    let client: Run | undefined;
+    try {
+      for (const message of numbered("m", 7, 1)) publisher.socket.send(message);
+      await publisher.waitFor(7);
+      client = start(["--replay", "3", "-w", "0.2", `${ws}/rooms/replayed`], input);
+      await eventually("the replay", () => lines(client!.stdout).length === 3);
+      publisher.socket.send("live");
+      await eventually("the live message", () => lines(client!.stdout).length === 4);
+    } finally {
+      input.end();
+      await client?.code;
+      await publisher.close();
+    }
+    assert.equal(await client.code, EXIT_CODE.Ok, client.stderr.text);
+    assert.deepEqual(lines(client.stdout), ["m5", "m6", "m7", "live"]);
+    assert.equal(client.stderr.text, "");
+  }, { historySize: 10 });
+});
+
+engineTest("runClient() --replay on a server without --history exits 1 with the server's reason", async (engine) => {
+  await withServer(engine, async (_server, ws) => {
+    const result = await run(["--replay", "3", `${ws}/rooms/none`]);
+    assert.equal(result.code, EXIT_CODE.ConnectFailed);
+    assert.match(result.stderr, /HTTP 400: This server keeps no history: start it with --history N/);
+  });
+});
+
+/**
+ * A publisher that sends `count` numbered messages into `room`, 20 every 10 ms, so that messages keep flowing while
+ * a client is cut off and reconnects; resolves once it has its own copy of the last one.
+ */
+async function publish(ws: string, room: string, count: number): Promise<void> {
+  const publisher = new TestClient(`${ws}/rooms/${room}`);
+  try {
+    await publisher.opened();
+    for (let i = 0; i < count; i++) {
+      publisher.socket.send(`n${i}`);
+      if (i % 20 === 19) await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    await publisher.waitFor(count);
+  } finally {
+    await publisher.close();
+  }
+}
+
+engineTest(
+  "runClient() --reconnect in pipe mode: cut off mid-stream, it recovers every message once, in order",
+  async (engine) => {
+    await withServer(engine, async (server) => {
+      const proxy = new TcpProxy({ port: server.addr.port });
+      const input = new Input();
+      const client = start(["--reconnect", "-w", "0.2", `ws://127.0.0.1:${proxy.port}/rooms/cut`], input);
+      const total = 2000;
+      try {
+        await eventually("the client to join", () => server.hub.members("cut") === 1);
+        const publishing = publish(server.wsUrl, "cut", total);
+        await eventually("the client to be in the middle", () => lines(client.stdout).length >= 300);
+        assert.equal(proxy.cut(), 1, "the client's connection is cut");
+        await publishing;
+        await eventually("every message", () => lines(client.stdout).length >= total, 20_000);
+      } finally {
+        input.end();
+        await client.code;
+        await proxy.close();
+      }
+      assert.equal(await client.code, EXIT_CODE.Ok, client.stderr.text);
+      assert.deepEqual(lines(client.stdout), numbered("n", total), "no gap, no duplicate");
+      const reports = client.stderr.text.split("\n");
+      assert.match(reports[0], /^hubbub client: connection lost \(1006\); reconnecting in 0\.[1-3] s$/);
+      assert.equal(reports[1], `hubbub client: reconnected to ws://127.0.0.1:${proxy.port}/rooms/cut`);
+      const recovered = /^hubbub client: recovered (\d+) missed messages?$/.exec(reports[2]);
+      assert.ok(recovered, client.stderr.text);
+      assert.ok(Number(recovered[1]) > 0, "messages went on while it was away");
+      assert.equal(reports.length, 4, client.stderr.text);
+      assert.equal(server.hub.stats.recoveries.recovered, 1);
+    }, { historySize: 5000 });
+  },
+);
+
+engineTest(
+  "runClient() --reconnect in interactive mode: the reports are status lines, the messages ↓ lines",
+  async (engine) => {
+    await withServer(engine, async (server) => {
+      const proxy = new TcpProxy({ port: server.addr.port });
+      const input = new Input();
+      const client = start(["--reconnect", `ws://127.0.0.1:${proxy.port}/rooms/typed`], input, true);
+      const screen = () => client.stdout.text.split("\r\n").map((line) => line.split("\r\x1b[K").at(-1)!);
+      const total = 600;
+      try {
+        await eventually("the client to join", () => server.hub.members("typed") === 1);
+        const publishing = publish(server.wsUrl, "typed", total);
+        await eventually("the client to be in the middle", () => screen().length >= 100);
+        proxy.cut();
+        // Typed while the connection is down: said to be unsent, and the prompt stays.
+        await eventually("the drop", () => screen().some((line) => line.startsWith("connection lost")));
+        input.write("too early\n");
+        await publishing;
+        await eventually("every message", () => screen().filter((line) => line.startsWith("↓")).length >= total);
+        input.write("after\n");
+        await eventually("its own message back", () => screen().includes("↓ after"));
+      } finally {
+        input.end();
+        await client.code;
+        await proxy.close();
+      }
+      assert.equal(await client.code, EXIT_CODE.Ok, client.stderr.text);
+      const shown = screen();
+      const received = shown.filter((line) => line.startsWith("↓ ")).map((line) => line.slice(2));
+      assert.deepEqual(received, [...numbered("n", total), "after"]);
+      assert.ok(shown.includes(`reconnected to ws://127.0.0.1:${proxy.port}/rooms/typed`), shown.join("\n"));
+      assert.ok(shown.some((line) => /^recovered \d+ missed messages?$/.test(line)), shown.join("\n"));
+      // The line typed while reconnecting was either refused or, if the connection was back already, sent.
+      const early = shown.filter((line) => line === "not sent: reconnecting" || line === "↑ too early");
+      assert.equal(early.length, 1, shown.join("\n"));
+      assert.equal(client.stderr.text, "");
+    }, { historySize: 1000 });
+  },
+);
+
+/** Starts a server process on `engine` (on `port` when given) with `args`. */
+function startProcess(engine: Engine, args: string[], port?: number): Promise<ServerProcess> {
+  return startMain(["--engine", engine, "--log-level", "error", ...args, ...(port ? ["--port", String(port)] : [])]);
+}
+
+/** Kills a server process at once (no close frames: its clients see 1006) and waits for it to be gone. */
+async function kill(server: ServerProcess): Promise<void> {
+  server.child.kill("SIGKILL");
+  await server.exited;
+}
+
+/** Sends `messages` into `room` on `port` and waits for the publisher's own copies. */
+async function say(port: number, room: string, messages: string[]): Promise<void> {
+  const publisher = new TestClient(`ws://127.0.0.1:${port}/rooms/${room}`);
+  try {
+    await publisher.opened();
+    for (const message of messages) publisher.socket.send(message);
+    await publisher.waitFor(messages.length);
+  } finally {
+    await publisher.close();
+  }
+}
+
+engineTest(
+  "runClient() --reconnect across server restarts: loss is reported (new epoch, then no history), a 401 ends it",
+  async (engine) => {
+    let server = await startProcess(engine, ["--history", "100"]);
+    const port = server.port;
+    const input = new Input();
+    const client = start(["--reconnect", "-w", "0.2", `ws://127.0.0.1:${port}/rooms/restart`], input);
+    const reports = () => client.stderr.text.split("\n").filter((line) => line !== "");
+    try {
+      await say(port, "restart", ["a1", "a2"]);
+      await eventually("the first messages", () => lines(client.stdout).length === 2);
+
+      // A single node keeps its history in memory: restarted, it has a new epoch, and the client is told.
+      await kill(server);
+      server = await startProcess(engine, ["--history", "100"], port);
+      await eventually("the report of the loss", () => reports().includes("hubbub client: some messages were lost"));
+      await say(port, "restart", ["b1"]);
+      await eventually("the message after the restart", () => lines(client.stdout).length === 3);
+
+      // Restarted without history: its 400 to ?since= makes the client join without it, and report the loss.
+      await kill(server);
+      server = await startProcess(engine, [], port);
+      await eventually(
+        "the second report",
+        () => reports().filter((line) => line === "hubbub client: some messages were lost").length === 2,
+        10_000,
+      );
+      await say(port, "restart", ["c1"]);
+      await eventually("the message after the second restart", () => lines(client.stdout).length === 4);
+
+      // Restarted with a token the client does not have: a refusal, not a blip, so it stops.
+      await kill(server);
+      server = await startProcess(engine, ["--token", "s3cret"], port);
+      assert.equal(await client.code, EXIT_CODE.ConnectFailed, client.stderr.text);
+    } finally {
+      input.end();
+      await client.code;
+      server.child.kill("SIGTERM");
+      await server.exited;
+    }
+    assert.deepEqual(lines(client.stdout), ["a1", "a2", "b1", "c1"]);
+    const all = reports();
+    assert.ok(all.some((line) => /^hubbub client: reconnect failed: .+; next attempt in \d+\.\d s$/.test(line)));
+    assert.match(
+      all.at(-1)!,
+      /^hubbub client: Server refused the WebSocket handshake to ws:\/\/127\.0\.0\.1:\d+\/rooms\/restart: HTTP 401/,
+    );
+  },
+);

@@ -7,6 +7,11 @@
  * - **Pipe mode** (stdin is not a terminal): each input line is sent as one text message once the socket is open;
  *   each received message is printed on stdout as one line (binary as `[binary N bytes] hex`), and nothing else is.
  *   When stdin ends the client waits `--wait` seconds for replies, then closes with 1000.
+ * - **History** (a Hubbub server started with `--history N`): `--replay N` prints the room's last N messages first.
+ *   `--reconnect` reconnects after an unexpected close (1001, 1006, 1011–1014) with a backoff from 250 ms doubling to
+ *   10 s, with jitter, and recovers what it missed through the `hubbub.v1` envelope (`lib/client/reconnect.ts`),
+ *   saying "recovered N missed messages" or "some messages were lost" (on stderr in pipe mode, so stdout stays the
+ *   messages alone).
  *
  * Exit codes ({@linkcode EXIT_CODE}):
  *
@@ -37,7 +42,10 @@
 import { parseArgs } from "node:util";
 import { CLOSE_CODE, MAX_CLOSE_REASON_BYTES } from "../ws/close_code.ts";
 import { MAX_CONTROL_PAYLOAD_BYTES } from "../ws/frame.ts";
-import { connectWebSocket, type WebSocketClient, type WebSocketClosed, WebSocketHandshakeError } from "./ws_client.ts";
+import type { Message } from "../hub/peer.ts";
+import { HUBBUB_PROTOCOL } from "../ws/subprotocol.ts";
+import { describeRecovery, type ReconnectClosed, type ReconnectEvent, ReconnectingClient } from "./reconnect.ts";
+import { connectWebSocket, type WebSocketClient, WebSocketHandshakeError } from "./ws_client.ts";
 
 /** The process exit codes of `hubbub client`. */
 export const EXIT_CODE = {
@@ -83,6 +91,9 @@ Options:
   -o, --origin ORIGIN         send this Origin header
   -w, --wait SECONDS          after stdin ends, wait this long for replies before closing;
                               "inf" waits until the server closes (default 1)
+      --replay N              first print the room's last N messages (a server with --history)
+      --reconnect             after an unexpected close, reconnect (250 ms doubling to 10 s) and
+                              recover the messages missed meanwhile (needs --history to recover)
       --ca FILE               also trust the PEM certificate(s) in FILE for wss:// (e.g. self-signed)
   -k, --insecure              wss:// without checking the server's certificate (trying things out
                               only: anyone on the path can read and change the connection)
@@ -102,6 +113,7 @@ Examples:
   echo hi | hubbub client ws://localhost:8765/echo
   hubbub client -H "Authorization: Bearer secret" ws://localhost:8765/rooms/lobby
   hubbub client --wait inf ws://localhost:8765/rooms/lobby < /dev/null > lobby.log
+  hubbub client --replay 20 --reconnect ws://localhost:8765/rooms/lobby
   hubbub client --ca cert.pem wss://localhost:8765/echo
   hubbub client -k wss://localhost:8765/echo
 
@@ -168,7 +180,11 @@ export async function runClient(args: string[], options: ClientIO = {}): Promise
     const stdin = options.stdin ?? Deno.stdin.readable;
     const { closed, closedByUs } = interactive
       ? await runInteractive(connection, stdin, stdout, realStdin)
-      : await runPipe(connection, stdin, stdout, parsed.waitMs);
+      : await runPipe(connection, stdin, stdout, stderr, parsed.waitMs);
+    if (closed.refused !== undefined) {
+      stderr.write(`hubbub client: ${describeConnectError(parsed.url, closed.refused)}\n`);
+      return EXIT_CODE.ConnectFailed;
+    }
     const problem = describeClose(closed, closedByUs);
     if (problem !== undefined) {
       stderr.write(`hubbub client: ${problem}\n`);
@@ -194,6 +210,8 @@ interface ClientArgs {
   caFile?: string;
   /** `-k`/`--insecure`: skip checking the server's certificate. */
   insecure: boolean;
+  /** `--reconnect`: reconnect after an unexpected close and recover what was missed. */
+  reconnect: boolean;
 }
 
 /** Default for `--wait`: long enough for a local echo or room fan-out to come back, short enough not to annoy. */
@@ -218,6 +236,8 @@ function parseClientArgs(args: string[]): ClientArgs | "help" | string {
         wait: { type: "string", short: "w" },
         ca: { type: "string" },
         insecure: { type: "boolean", short: "k" },
+        replay: { type: "string" },
+        reconnect: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -240,6 +260,11 @@ function parseClientArgs(args: string[]): ClientArgs | "help" | string {
   if (values.insecure && url.protocol !== "wss:") return `--insecure only applies to wss:// URLs: ${raw}`;
   // Trusting a certificate and trusting any certificate contradict each other: say so rather than pick one.
   if (values.insecure && values.ca !== undefined) return "--ca conflicts with --insecure: give one of them";
+  if (values.replay !== undefined) {
+    if (!/^\d{1,7}$/.test(values.replay)) return `--replay must be a whole number of messages: ${values.replay}`;
+    // The server does the rest (`?replay=N`), and says so when it keeps no history.
+    url.searchParams.set("replay", String(Number(values.replay)));
+  }
 
   const headers: [string, string][] = [];
   for (const header of values.header ?? []) {
@@ -272,6 +297,7 @@ function parseClientArgs(args: string[]): ClientArgs | "help" | string {
     waitMs,
     caFile: values.ca,
     insecure: values.insecure ?? false,
+    reconnect: values.reconnect ?? false,
   };
 }
 
@@ -291,25 +317,69 @@ async function readCaFile(path: string): Promise<string[] | string> {
 // ---------------------------------------------------------------------------------------------------------------
 // The connection
 
-/** An open socket, the URL it went to, and a promise of how it closed. */
+/** What the modes use of a connection: one socket, or a {@linkcode ReconnectingClient} that outlives several. */
+interface Link {
+  readonly protocol: string;
+  readonly readyState: "open" | "reconnecting" | "closing" | "closed";
+  readonly bufferedAmount: number;
+  onmessage: ((data: Message) => void) | null;
+  send(data: string | Uint8Array): void;
+  ping(payload?: string): Promise<number>;
+  close(code?: number, reason?: string): void;
+}
+
+/** An open link, the URL it went to, and a promise of how it ended. */
 interface Connection {
-  socket: WebSocketClient;
+  socket: Link;
   url: string;
-  closed: Promise<WebSocketClosed>;
+  closed: Promise<ReconnectClosed>;
+  /** Set when the link reconnects: where its reports go. */
+  reconnecting?: ReconnectingClient;
 }
 
 /** Opens the socket; resolves once it is open, or with a one-line reason why it could not be. */
 async function connect(args: ClientArgs, caCerts: string[] | undefined): Promise<Connection | { failure: string }> {
-  try {
-    const socket = await connectWebSocket(args.url, {
-      protocols: args.protocols,
+  // Reconnecting needs offsets, which the envelope carries; the user's own offers follow it.
+  const protocols = args.reconnect
+    ? [HUBBUB_PROTOCOL, ...args.protocols.filter((protocol) => protocol !== HUBBUB_PROTOCOL)]
+    : args.protocols;
+  const open = (url: string, signal?: AbortSignal) =>
+    connectWebSocket(url, {
+      protocols,
       headers: args.headers,
       caCerts,
       unsafelyIgnoreCertificateErrors: args.insecure,
+      signal,
     });
-    return { socket, url: args.url, closed: socket.closed };
+  let socket: WebSocketClient;
+  try {
+    socket = await open(args.url);
   } catch (error) {
     return { failure: describeConnectError(args.url, error as Error) };
+  }
+  if (!args.reconnect) return { socket, url: args.url, closed: socket.closed };
+  const reconnecting = new ReconnectingClient(socket, { open });
+  return { socket: reconnecting, url: args.url, closed: reconnecting.closed, reconnecting };
+}
+
+/** One line for a reconnect event; never the query string, which may hold a token. */
+function describeReconnect(event: ReconnectEvent): string {
+  const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+  switch (event.type) {
+    case "dropped": {
+      const { code, reason } = event.closed;
+      return `connection lost (${code}${reason ? ` ${printable(reason)}` : ""}); reconnecting in ${
+        seconds(event.delayMs)
+      }`;
+    }
+    case "retrying":
+      return `reconnect failed: ${printable(event.error.message)}; next attempt in ${seconds(event.delayMs)}`;
+    case "reconnected": {
+      const url = new URL(event.url);
+      return `reconnected to ${url.protocol}//${url.host}${url.pathname}`;
+    }
+    case "recovery":
+      return describeRecovery(event.recovery);
   }
 }
 
@@ -338,7 +408,7 @@ function describeConnectError(url: string, error: Error): string {
 }
 
 /** A one-line reason when the close warrants a non-zero exit, else `undefined`. */
-function describeClose(closed: WebSocketClosed, closedByUs: boolean): string | undefined {
+function describeClose(closed: ReconnectClosed, closedByUs: boolean): string | undefined {
   const { code, reason, wasClean, error } = closed;
   if (code === CLOSE_CODE.Normal || code === CLOSE_CODE.GoingAway) return undefined;
   if (closedByUs && wasClean) return undefined;
@@ -360,16 +430,24 @@ async function runPipe(
   connection: Connection,
   stdin: ReadableStream<Uint8Array>,
   stdout: Sink,
+  stderr: Sink,
   waitMs: number,
-): Promise<{ closed: WebSocketClosed; closedByUs: boolean }> {
+): Promise<{ closed: ReconnectClosed; closedByUs: boolean }> {
   const { socket, closed } = connection;
   socket.onmessage = (data) => stdout.write(`${formatMessage(data)}\n`);
+  // Reports go to stderr: stdout stays the messages alone.
+  if (connection.reconnecting) {
+    connection.reconnecting.onevent = (event) => stderr.write(`hubbub client: ${describeReconnect(event)}\n`);
+  }
   let done = false;
   closed.then(() => done = true);
   const reader = stdin.getReader();
   const sending = (async () => {
     for await (const line of readLines(reader)) {
-      while (!done && socket.bufferedAmount > SEND_HIGH_WATER_BYTES) await delay(5);
+      // While reconnecting, input waits (unread, so the pipe pushes back) and goes out on the next connection.
+      while (!done && (socket.readyState === "reconnecting" || socket.bufferedAmount > SEND_HIGH_WATER_BYTES)) {
+        await delay(5);
+      }
       if (done) return;
       socket.send(line);
     }
@@ -378,7 +456,7 @@ async function runPipe(
   let closedByUs = false;
   if (first === "eof") {
     if (!done) await waitOrClosed(waitMs, closed);
-    if (socket.readyState === "open") {
+    if (socket.readyState === "open" || socket.readyState === "reconnecting") {
       closedByUs = true;
       socket.close(CLOSE_CODE.Normal);
     }
@@ -392,7 +470,7 @@ async function runPipe(
 }
 
 /** Waits `ms` (forever for `Infinity`) or until the socket closes, whichever is first; leaves no timer behind. */
-async function waitOrClosed(ms: number, closed: Promise<WebSocketClosed>): Promise<void> {
+async function waitOrClosed(ms: number, closed: Promise<ReconnectClosed>): Promise<void> {
   if (ms === Infinity) {
     await closed;
     return;
@@ -482,25 +560,34 @@ async function runInteractive(
   stdin: ReadableStream<Uint8Array>,
   stdout: Sink,
   realStdin: boolean,
-): Promise<{ closed: WebSocketClosed; closedByUs: boolean }> {
+): Promise<{ closed: ReconnectClosed; closedByUs: boolean }> {
   const { socket, closed, url } = connection;
   const screen = new Screen(stdout);
   let closedByUs = false;
   let raw = false;
 
   socket.onmessage = (data) => screen.print(`↓ ${formatMessage(data, true)}`);
+  if (connection.reconnecting) connection.reconnecting.onevent = (event) => screen.print(describeReconnect(event));
   const protocol = socket.protocol ? ` (subprotocol ${socket.protocol})` : "";
   screen.print(`connected to ${url}${protocol}; /help lists commands`);
+  /** Why nothing can be sent now, or `undefined` when it can. */
+  const unavailable = () =>
+    socket.readyState === "open"
+      ? undefined
+      : socket.readyState === "reconnecting"
+      ? "not sent: reconnecting"
+      : "not sent: the connection is closing";
 
   const close = (code: number, reason: string) => {
-    if (socket.readyState !== "open") return;
+    if (socket.readyState !== "open" && socket.readyState !== "reconnecting") return;
     closedByUs = true;
     screen.prompt(false);
     screen.print(`closing ${code}${reason ? ` ${reason}` : ""}`);
     socket.close(code, reason);
   };
   const sendText = (text: string) => {
-    if (socket.readyState !== "open") return screen.print("not sent: the connection is closing");
+    const why = unavailable();
+    if (why !== undefined) return screen.print(why);
     socket.send(text);
     screen.print(`↑ ${printable(text)}`);
   };
@@ -509,7 +596,8 @@ async function runInteractive(
     if (bytes > MAX_CONTROL_PAYLOAD_BYTES) {
       return screen.print(`Ping text must be at most ${MAX_CONTROL_PAYLOAD_BYTES} UTF-8 bytes: ${bytes}`);
     }
-    if (socket.readyState !== "open") return screen.print("not sent: the connection is closing");
+    const why = unavailable();
+    if (why !== undefined) return screen.print(why);
     const shown = text === "" ? "" : ` ${printable(text)}`;
     socket.ping(text === "" ? undefined : text).then(
       (ms) => screen.print(`↓ pong${shown} ${ms < 10 ? ms.toFixed(2) : ms.toFixed(0)} ms`),
@@ -549,7 +637,8 @@ async function runInteractive(
       case "binary": {
         const bytes = parseHex(argument);
         if (typeof bytes === "string") return screen.print(bytes);
-        if (socket.readyState !== "open") return screen.print("not sent: the connection is closing");
+        const why = unavailable();
+        if (why !== undefined) return screen.print(why);
         socket.send(bytes);
         return screen.print(`↑ ${formatBinary(bytes)}`);
       }
@@ -571,8 +660,8 @@ async function runInteractive(
       const { done, value } = await reader.read();
       if (done) break;
       for (const key of keys.feed(decoder.decode(value, { stream: true }))) {
-        // Once closing, the prompt is gone and keystrokes are dropped.
-        if (socket.readyState !== "open") break;
+        // Once closing, the prompt is gone and keystrokes are dropped; while reconnecting, typing goes on.
+        if (socket.readyState === "closing" || socket.readyState === "closed") break;
         if (key === "enter") {
           const line = screen.buffer;
           screen.buffer = "";

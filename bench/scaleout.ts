@@ -9,6 +9,9 @@
  * - `nobroker`: today's tree against `--baseline REV` (a git revision, checked out into .bench/) without Redis, both
  *   engines, broadcast to 100 and 1,000: the single-process path must keep its speed.
  * - `history`: broadcast to 100 and 1,000 on the raw engine with `--history 1000` against without.
+ * - `envelope`: server CPU per delivery to `hubbub.v1` envelope clients against plain ones (Deno clients: wsload
+ *   cannot offer a subprotocol; CPU per delivery compares servers even when the clients are the bottleneck).
+ * - `storm`: 1,000 clients reconnect at once with `?since=`, each recovering 100 messages: time until all have them.
  * - `workers`: broadcast to 1,000 on `--workers 2` against `--workers 1` (raw) and Bun (when `.bench/peers` has it).
  *
  * @module
@@ -21,7 +24,7 @@ const BENCH = `${ROOT}/.bench`;
 const WSLOAD_SOURCE = new URL("../../shared/tools/wsload/wsload.c", import.meta.url).pathname;
 const BUN = `${BENCH}/peers/node_modules/.bin/bun`;
 const BUN_SERVER = new URL("../../shared/tools/peers/bun_server.ts", import.meta.url).pathname;
-const SCENARIOS = ["redis", "redis100", "nobroker", "history", "workers"] as const;
+const SCENARIOS = ["redis", "redis100", "nobroker", "history", "envelope", "storm", "workers"] as const;
 type Scenario = typeof SCENARIOS[number];
 const LIMITS = ["--max-connections", "100000", "--max-connections-per-ip", "100000", "--log-level", "error"];
 
@@ -411,6 +414,109 @@ ${bun ? row("bun", "Bun 1.4.5 (uWebSockets)") : "| Bun | n/a (not installed in .
 `);
 }
 
+/** Opens `count` WebSockets to `url` (with `protocols`), waits for all to open, counting what each receives. */
+async function openMany(url: string, count: number, protocols?: string[]) {
+  const sockets: WebSocket[] = [];
+  const received = new Array<number>(count).fill(0);
+  await Promise.all(Array.from({ length: count }, (_, i) =>
+    new Promise<void>((resolve, reject) => {
+      const socket = new WebSocket(url, protocols);
+      sockets.push(socket);
+      socket.onmessage = () => received[i]++;
+      socket.onopen = () => resolve();
+      socket.onerror = () => reject(new Error(`cannot connect to ${url}`));
+    })));
+  const close = async () => {
+    await Promise.all(sockets.map((socket) =>
+      new Promise<void>((resolve) => {
+        if (socket.readyState === WebSocket.CLOSED) return resolve();
+        socket.onclose = () => resolve();
+        socket.close();
+      })
+    ));
+  };
+  return { sockets, received, close };
+}
+
+async function until(check: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  return true;
+}
+
+async function envelopeScenario(options: Options): Promise<void> {
+  const subscribers = 200;
+  const messages = 2000;
+  for (let round = 0; round < options.rounds; round++) {
+    for (const envelope of [false, true]) {
+      const hub = await startHub(["--engine", "raw", "--history", "1000"]);
+      const url = `ws://127.0.0.1:${hub.port}/rooms/env`;
+      const clients = await openMany(url, subscribers, envelope ? ["hubbub.v1"] : undefined);
+      const publisher = await openMany(url, 1);
+      const before = cpuSeconds(hub.child.pid);
+      const started = performance.now();
+      for (let i = 0; i < messages; i++) {
+        publisher.sockets[0].send(`message ${i} ${"x".repeat(40)}`);
+        if (i % 100 === 99) await until(() => publisher.received[0] > i, 10_000);
+      }
+      await until(() => clients.received.every((n) => n >= messages), 60_000);
+      const seconds = (performance.now() - started) / 1000;
+      const cpu = cpuSeconds(hub.child.pid) - before;
+      const key = envelope ? "env.on" : "env.off";
+      record(`${key}.cpu_us`, cpu * 1e6 / (subscribers + 1) / messages);
+      record(`${key}.rate`, (subscribers + 1) * messages / seconds);
+      await clients.close();
+      await publisher.close();
+      await stop(hub.child);
+    }
+  }
+  console.log(`
+### Envelope clients: server CPU per delivery (raw engine, 200 subscribers, 2,000 messages of ~50 B, Deno clients)
+
+| clients | server CPU per delivery | deliveries/s (client-bound) |
+| --- | ---: | ---: |
+| plain | ${fmt(median("env.off.cpu_us"), " µs")} | ${fmt(median("env.off.rate"))} |
+| \`hubbub.v1\` envelope | ${fmt(median("env.on.cpu_us"), " µs")} | ${fmt(median("env.on.rate"))} |
+| envelope ÷ plain | **${(median("env.on.cpu_us") / median("env.off.cpu_us")).toFixed(2)}×** | |
+`);
+}
+
+async function stormScenario(options: Options): Promise<void> {
+  const clients = 1000;
+  for (let round = 0; round < options.rounds; round++) {
+    const hub = await startHub(["--engine", "raw", "--history", "1000"]);
+    const url = `ws://127.0.0.1:${hub.port}/rooms/storm`;
+    const publisher = await openMany(url, 1, ["hubbub.v1"]);
+    let epoch = "";
+    publisher.sockets[0].onmessage = (event) => {
+      const frame = JSON.parse(event.data);
+      if (frame.type === "joined") epoch = frame.epoch;
+      if (frame.type === "message") publisher.received[0]++;
+    };
+    await until(() => epoch !== "", 5000);
+    for (let i = 0; i < 100; i++) publisher.sockets[0].send(`m${i}`);
+    await until(() => publisher.received[0] >= 100, 10_000);
+    const started = performance.now();
+    const storm = await openMany(`${url}?since=0${epoch ? `&epoch=${epoch}` : ""}`, clients);
+    const done = await until(() => storm.received.every((n) => n >= 100), 60_000);
+    const elapsed = performance.now() - started;
+    record("storm.ms", done ? elapsed : NaN);
+    await storm.close();
+    await publisher.close();
+    await stop(hub.child);
+  }
+  console.log(`
+### Reconnect storm: 1,000 clients recover 100 messages each at once (raw engine, one node)
+
+| | time until every client has all 100 |
+| --- | ---: |
+| 1,000 × \`?since=0\` | ${fmt(median("storm.ms"), " ms")} |
+`);
+}
+
 // ------------------------------------------------------------------------------------------------------ main
 
 if (import.meta.main) {
@@ -476,6 +582,8 @@ if (import.meta.main) {
         { key: "hist.on", label: "raw, --history 1000", args: ["--engine", "raw", "--history", "1000"] },
       ], [100, 1000]);
     }
+    if (only.includes("envelope")) await envelopeScenario(options);
+    if (only.includes("storm")) await stormScenario(options);
     if (only.includes("workers")) await workersScenario(options);
   } finally {
     cleanUp();

@@ -2,9 +2,11 @@
  * The raw engine: Hubbub's own RFC 6455 transport on `Deno.listen` / `Deno.listenTls`.
  *
  * Why it exists (see ENGINE_NOTES): `Deno.upgradeWebSocket` makes one frame and one system call per delivered
- * message. Here a broadcast frames its payload once (a one-slot cache: the hub hands every member the same
- * `string` or `ArrayBuffer`), each socket queues the frame bytes, and every socket writes everything queued since
- * its last write in one `conn.write`, flushed once per turn of the event loop, with at most one write in flight.
+ * message. Here a broadcast is framed once, into a shared log of frames (a one-slot cache: the hub hands every member
+ * the same `string` or `ArrayBuffer`; a text message relayed as it arrived is framed from its received bytes), and
+ * each socket queues a slice of that log, which grows while the frames it gets are adjacent: no copy per recipient.
+ * Sockets are written in passes, a slice of them per turn of the event loop, each at most once per pass with
+ * everything queued until its turn, in one `conn.write`, with at most one write in flight.
  * Limits are enforced while frames arrive, and a peer that stops reading can be cut off at once.
  *
  * Plain HTTP requests on the same port go to the same `Request → Response` handler as the deno engine (one request
@@ -14,9 +16,9 @@
  */
 
 import { ConnectionLimiter } from "../access.ts";
-import { concatBytes, GrowableBytes, writeAll } from "../bytes.ts";
+import { BufferPool, concatBytes, GrowableBytes, writeAll } from "../bytes.ts";
 import { CLOSE_CODE } from "../ws/close_code.ts";
-import { encodeBinary, encodeClose, encodePing, encodeText } from "../ws/frame.ts";
+import { encodeClose, encodePing, FrameLog, OPCODE } from "../ws/frame.ts";
 import type { Handler, UpgradeRequest } from "../handler.ts";
 import { isWebSocketAttempt } from "../ws/handshake.ts";
 import { computeAcceptKey, findHeadEnd, parseRequestHead, serializeResponseHead } from "../ws/http1.ts";
@@ -54,30 +56,54 @@ const READ_BUFFER_MIN = 1024;
 /** Largest read buffer per connection. */
 const READ_BUFFER_MAX = 256 * 1024;
 /**
- * Size of the pooled output buffers frames are written into. Allocating an `ArrayBuffer` costs Deno ~250 ns, more
- * than framing a small message, so frames go straight into a recycled buffer rather than into one array each.
+ * Size of the segments frames are appended to (see `FrameLog`): every frame a turn sends is encoded once into the
+ * current segment, and each socket queues a slice of it. Frames over a quarter of it get a buffer of their own.
  */
+const SEGMENT_BYTES = 64 * 1024;
+/**
+ * A socket's queued slice of a segment shorter than this is copied out of it when the socket's next frame is not
+ * adjacent (another room's frames came between) and other chunks already wait, so that a socket never pins many
+ * segments for a few bytes of each.
+ */
+const SLICE_KEEP_MIN = SEGMENT_BYTES / 4;
+/** Size of the pooled private output buffers, used when a socket's frames are not adjacent in the log. */
 const OUT_BUFFER_BYTES = 16 * 1024;
-/** Frames up to this size are copied into the output buffer; larger ones are queued as they are, uncopied. */
+/** Frames up to this size are copied into a private output buffer; larger ones are queued as slices, uncopied. */
 const COPY_MAX = 8 * 1024;
-/** Output buffers kept for reuse (at most 4 MiB), so idle sockets hold none. */
+/** Private output buffers kept for reuse (at most 4 MiB), so idle sockets hold none. */
 const POOL_MAX = 256;
 
 const encoder = new TextEncoder();
-/** Text up to this many UTF-16 units, if ASCII, fits a 7-bit frame length and is framed in place. */
-const SHORT_TEXT_UNITS = 125;
 
-// One-slot frame cache: during a fan-out the hub hands every member the same object, so it is framed once.
-const EMPTY_FRAME = new Uint8Array(0);
+const log = new FrameLog({ segmentBytes: SEGMENT_BYTES });
+const pool = new BufferPool({ bufferBytes: OUT_BUFFER_BYTES, maxKept: POOL_MAX });
+
+// One-slot frame cache: during a fan-out the hub hands every member the same object, so it is framed once, and every
+// member queues the same bytes, `cachedBytes[cachedStart, cachedEnd)`.
 let cachedData: Message | undefined;
-let cachedFrame: Uint8Array = EMPTY_FRAME;
+let cachedBytes: Uint8Array = new Uint8Array(0);
+let cachedStart = 0;
+let cachedEnd = 0;
 
-function frameOf(data: Message): Uint8Array {
-  if (data !== cachedData) {
-    cachedFrame = typeof data === "string" ? encodeText(data) : encodeBinary(data);
-    cachedData = data;
-  }
-  return cachedFrame;
+function cacheFrame(data: Message): void {
+  if (typeof data === "string") log.appendText(data);
+  else log.appendFrame(OPCODE.Binary, new Uint8Array(data));
+  cachedData = data;
+  cachedBytes = log.bytes;
+  cachedStart = log.start;
+  cachedEnd = log.end;
+}
+
+/**
+ * Frames a text message from the bytes it arrived as, so that relaying it unchanged copies bytes rather than encoding
+ * the string again: the hub will hand this very string to every recipient.
+ */
+function cacheReceivedText(text: string, bytes: Uint8Array, start: number, end: number): void {
+  log.appendFrame(OPCODE.Text, bytes, start, end);
+  cachedData = text;
+  cachedBytes = log.bytes;
+  cachedStart = log.start;
+  cachedEnd = log.end;
 }
 
 /**
@@ -86,34 +112,54 @@ function frameOf(data: Message): Uint8Array {
  */
 export function endDeliveryPass(): void {
   cachedData = undefined;
-  cachedFrame = EMPTY_FRAME;
 }
 
-const pool: ArrayBuffer[] = [];
-const pooled = new WeakSet<ArrayBuffer>();
+/**
+ * Sockets written per turn of the event loop, at most. Deno performs an operation at once only while the turn's budget
+ * lasts (tokio's, 128 operations); past it, a write waits in a queue for later turns and costs ~30% more CPU. So a
+ * fan-out to many sockets is written in slices, one per turn, as uWebSockets writes one loop iteration at a time.
+ */
+const WRITE_SLICE = 100;
 
-function takeBuffer(): Uint8Array {
-  const reused = pool.pop();
-  if (reused !== undefined) return new Uint8Array(reused);
-  const buffer = new ArrayBuffer(OUT_BUFFER_BYTES);
-  pooled.add(buffer);
-  return new Uint8Array(buffer);
+// Writes go out in passes over the sockets with bytes queued, a slice per turn, each socket at most once per pass with
+// everything it got until its turn came. A socket that gets bytes while out of the pass joins its end; one written
+// already waits for the next pass, which keeps this one's order. Without passes, the sockets whose writes Deno happens
+// to perform first in a turn are written again first, ever more often than the rest (1.75× at 1,000 subscribers):
+// their clients, senders among them, get their copies sooner and send again before the others drained, whose queues
+// grow (p99 ×3, with spikes to 400 ms).
+let pass: RawPeer[] = [];
+let passHead = 0;
+let passId = 0;
+let pumping = false;
+
+/** Adds `peer` to the end of the current pass, starting passes if none are under way. */
+function joinPass(peer: RawPeer): void {
+  pass.push(peer);
+  if (!pumping) {
+    pumping = true;
+    queueMicrotask(pump);
+  }
 }
 
-/** Returns a written chunk's buffer to the pool when it came from there (cached broadcast frames did not). */
-function recycle(chunk: Uint8Array): void {
-  if (pooled.has(chunk.buffer as ArrayBuffer) && pool.length < POOL_MAX) pool.push(chunk.buffer as ArrayBuffer);
-}
-
-// Sockets with bytes queued this turn, flushed together in one microtask.
-let dirty: RawPeer[] = [];
-let flushScheduled = false;
-
-function flushDirty(): void {
-  flushScheduled = false;
-  const peers = dirty;
-  dirty = [];
-  for (const peer of peers) peer.flush();
+/** Writes the next slice of the pass, or starts the next pass when this one is done; goes on at the next turn. */
+function pump(): void {
+  if (passHead === pass.length) {
+    const next: RawPeer[] = [];
+    passId++;
+    // Senders first, so that their copy, which is what lets them send again, comes back while the pass still has
+    // most sockets to write: their next messages then reach those in this pass instead of waiting for a new one.
+    for (const peer of pass) if (peer.sent && peer.nextPass(passId)) next.push(peer);
+    for (const peer of pass) if (peer.nextPass(passId)) next.push(peer);
+    pass = next;
+    passHead = 0;
+    if (next.length === 0) {
+      pumping = false;
+      return;
+    }
+  }
+  const end = Math.min(pass.length, passHead + WRITE_SLICE);
+  while (passHead < end) pass[passHead++].flush();
+  setImmediate(pump);
 }
 
 const OPEN = 0;
@@ -133,6 +179,8 @@ export class RawPeer implements Peer {
   readonly id: number = nextPeerId();
   /** The hub's handle, set once the peer has joined. */
   connection: Connection | undefined;
+  /** Whether a message arrived from this socket since its last pass of writes began (it goes first in the next). */
+  sent = false;
   /** Whether anything arrived since the idle sweep last looked. */
   active = true;
   /** Whether the idle sweep sent a ping that is still unanswered. */
@@ -143,16 +191,28 @@ export class RawPeer implements Peer {
   release: (() => void) | undefined;
   readonly #conn: Deno.Conn;
   readonly #host: RawPeerHost;
-  /** Chunks ready to write, in order: filled output buffers and large frames. */
+  /** Chunks ready to write, in order: filled private buffers and slices of frames. */
   #sealed: Uint8Array[] = [];
-  /** The output buffer being filled (none while idle), and how much of it is used. */
+  /**
+   * The end of the queue, after `#sealed`: at most one of a slice of shared frame bytes that grows while the frames
+   * this socket gets are adjacent (`#slice[#sliceStart, #sliceEnd)`), or a private buffer being filled (`#buf`, `#len`
+   * bytes used) once they are not. Neither while idle.
+   */
+  #slice: Uint8Array | null = null;
+  #sliceStart = 0;
+  #sliceEnd = 0;
   #buf: Uint8Array | null = null;
   #len = 0;
-  /** Bytes in `#sealed` plus `#len`. */
+  /** Bytes in `#sealed`, the slice and `#buf`. */
   #queued = 0;
   #inFlight = 0;
   #writing = false;
-  #dirty = false;
+  /** The chunk being written, how much of it is written, and how many chunks of this turn's batch are left. */
+  #chunk: Uint8Array | null = null;
+  #offset = 0;
+  #batch = 0;
+  /** Whether this socket has bytes waiting for its turn in a pass. */
+  #waiting = false;
   #state = OPEN;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
   /** The code this side closed with, reported when the peer itself sent none. */
@@ -198,50 +258,76 @@ export class RawPeer implements Peer {
   }
 
   /**
-   * Queues one message. Short ASCII text is framed straight into the output buffer; anything else is framed once
-   * per distinct message (however many peers it goes to) and copied in, or queued as it is when large.
+   * Queues one message. It is framed once per distinct message however many peers it goes to (the frame cache), and
+   * this socket queues the frame's bytes: it extends the slice it already queued when the frame comes right after it
+   * in the log, as every frame of a room's fan-out does for its members, so a broadcast costs no copy per recipient.
    */
   send(data: Message): void {
     if (this.#state !== OPEN) return;
-    if (typeof data === "string" && data.length <= SHORT_TEXT_UNITS && this.#writeShortAscii(data)) return;
-    this.#enqueue(frameOf(data));
+    if (data !== cachedData) cacheFrame(data);
+    this.#push(cachedBytes, cachedStart, cachedEnd);
   }
 
-  /** Writes `text` as a text frame into the output buffer if it is all ASCII; returns false (nothing queued) if not. */
-  #writeShortAscii(text: string): boolean {
-    const units = text.length;
-    this.#reserve(units + 2);
-    const buf = this.#buf!;
-    const start = this.#len;
-    for (let i = 0, at = start + 2; i < units; i++, at++) {
-      const unit = text.charCodeAt(i);
-      if (unit > 0x7f) return false;
-      buf[at] = unit;
-    }
-    buf[start] = 0x81; // FIN + text
-    buf[start + 1] = units;
-    this.#len += units + 2;
-    this.#queued += units + 2;
+  /** Queues `bytes[start, end)`, which must never change afterwards (frame log bytes, or a frame of its own). */
+  #push(bytes: Uint8Array, start: number, end: number): void {
+    if (this.#slice === bytes && this.#sliceEnd === start) this.#sliceEnd = end;
+    else this.#pushApart(bytes, start, end);
+    this.#queued += end - start;
     this.#schedule();
-    return true;
   }
 
-  /** Makes room for `bytes` more in the output buffer, sealing a full one and taking a fresh one from the pool. */
-  #reserve(bytes: number): void {
-    if (this.#buf === null || this.#len + bytes > this.#buf.length) {
-      this.#seal();
-      this.#buf = takeBuffer();
+  /** {@linkcode RawPeer.#push} for a frame that does not extend the queued slice. */
+  #pushApart(bytes: Uint8Array, start: number, end: number): void {
+    const slice = this.#slice;
+    if (slice !== null) {
+      this.#slice = null;
+      // Keep the slice when it is long, or when nothing else waits: a full segment ended it, and a copy for each of a
+      // room's members would cost more than their second write. A short one behind other chunks is copied out, so a
+      // socket that is not being written to never pins more than a few segments for a few bytes each.
+      if (this.#sealed.length === 0 || this.#sliceEnd - this.#sliceStart >= SLICE_KEEP_MIN) {
+        this.#sealed.push(slice.subarray(this.#sliceStart, this.#sliceEnd));
+      } else {
+        this.#copy(slice, this.#sliceStart, this.#sliceEnd);
+      }
     }
+    if (this.#buf !== null && end - start <= COPY_MAX) {
+      this.#copy(bytes, start, end);
+      return;
+    }
+    this.#seal();
+    this.#slice = bytes;
+    this.#sliceStart = start;
+    this.#sliceEnd = end;
   }
 
-  /** Moves the filled part of the output buffer to the write queue. */
+  /** Copies `bytes[start, end)` (at most {@linkcode OUT_BUFFER_BYTES}) into the private buffer. */
+  #copy(bytes: Uint8Array, start: number, end: number): void {
+    const length = end - start;
+    let buf = this.#buf;
+    if (buf === null || this.#len + length > buf.length) {
+      this.#seal();
+      this.#buf = buf = pool.take();
+    }
+    const at = this.#len;
+    if (length <= 64) { for (let i = 0; i < length; i++) buf[at + i] = bytes[start + i]; }
+    else buf.set(bytes.subarray(start, end), at);
+    this.#len = at + length;
+  }
+
+  /** Moves the end of the queue (the slice or the private buffer) to the chunks ready to write. */
   #seal(): void {
+    const slice = this.#slice;
+    if (slice !== null) {
+      this.#sealed.push(slice.subarray(this.#sliceStart, this.#sliceEnd));
+      this.#slice = null;
+    }
     const buf = this.#buf;
-    if (buf === null) return;
-    if (this.#len > 0) this.#sealed.push(buf.subarray(0, this.#len));
-    else recycle(buf);
-    this.#buf = null;
-    this.#len = 0;
+    if (buf !== null) {
+      if (this.#len > 0) this.#sealed.push(buf.subarray(0, this.#len));
+      else pool.give(buf);
+      this.#buf = null;
+      this.#len = 0;
+    }
   }
 
   /** Queues a ping (idle checks). */
@@ -311,9 +397,10 @@ export class RawPeer implements Peer {
     this.#state = CLOSED;
     clearTimeout(this.#closeTimer);
     this.#wakeReader();
-    for (const chunk of this.#sealed) recycle(chunk);
-    if (this.#buf !== null) recycle(this.#buf);
+    for (const chunk of this.#sealed) pool.give(chunk);
+    if (this.#buf !== null) pool.give(this.#buf);
     this.#sealed = [];
+    this.#slice = null;
     this.#buf = null;
     this.#len = 0;
     this.#queued = 0;
@@ -325,69 +412,86 @@ export class RawPeer implements Peer {
     this.#host.finished(this, this.#closeCode, this.#closeReason);
   }
 
-  #enqueue(bytes: Uint8Array): void {
-    const length = bytes.length;
-    if (length > COPY_MAX) {
-      this.#seal();
-      this.#sealed.push(bytes);
-    } else {
-      this.#reserve(length);
-      this.#buf!.set(bytes, this.#len);
-      this.#len += length;
-    }
-    this.#queued += length;
-    this.#schedule();
+  /** Queues a frame of its own (control frames). */
+  #enqueue(frame: Uint8Array): void {
+    this.#push(frame, 0, frame.length);
   }
 
-  /** Registers this socket for the end-of-turn flush, unless a write in flight will pick the queue up anyway. */
+  /** The pass this socket was last put in. */
+  #pass = -1;
+
+  /** Puts this socket in line for its turn in a pass of writes, unless it is in line already or writing. */
   #schedule(): void {
-    if (this.#writing || this.#dirty) return;
-    this.#dirty = true;
-    dirty.push(this);
-    if (!flushScheduled) {
-      flushScheduled = true;
-      queueMicrotask(flushDirty);
+    if (this.#writing || this.#waiting) return;
+    this.#waiting = true;
+    // Written in this pass already: the next pass takes it in the same place. Otherwise it joins this pass.
+    if (this.#pass !== passId) {
+      this.#pass = passId;
+      joinPass(this);
     }
   }
 
-  /** Starts writing what is queued, unless a write is already in flight (it picks the queue up when done). */
+  /** Whether this socket goes in pass `id` (it has bytes waiting); if so, it is now in it. */
+  nextPass(id: number): boolean {
+    if (!this.#waiting || this.#pass === id || this.#state === CLOSED) return false;
+    this.#pass = id;
+    this.sent = false;
+    return true;
+  }
+
+  /** Writes what is queued: its turn in the pass has come. Whatever comes meanwhile waits for the next pass. */
   flush(): void {
-    this.#dirty = false;
-    if (!this.#writing && this.#queued > 0 && this.#state !== CLOSED) void this.#drain();
+    this.#waiting = false;
+    if (this.#writing || this.#queued === 0 || this.#state === CLOSED) return;
+    this.#writing = true;
+    this.#seal();
+    this.#batch = this.#sealed.length;
+    this.#writeChunk(this.#sealed.shift()!);
   }
 
-  async #drain(): Promise<void> {
-    this.#writing = true;
-    try {
-      while (this.#queued > 0) {
-        this.#seal();
-        const chunks = this.#sealed;
-        this.#inFlight = this.#queued;
-        this.#sealed = [];
-        this.#queued = 0;
-        for (const chunk of chunks) {
-          let offset = 0;
-          // A write may take fewer bytes than given: go on from where it stopped.
-          while (offset < chunk.length) {
-            const written = await this.#conn.write(offset === 0 ? chunk : chunk.subarray(offset));
-            offset += written;
-            this.#inFlight -= written;
-            if (this.#writable !== null) this.#wakeReader();
-          }
-          recycle(chunk);
-        }
-        this.#inFlight = 0;
-      }
-    } catch {
-      // The connection broke under a write: the read side will see it too; end it here.
-      this.#inFlight = 0;
-      this.terminate();
-      return;
-    } finally {
-      this.#writing = false;
-    }
-    if (this.#peerClosed && this.#state === CLOSING && this.#queued === 0) this.#endWrite();
+  /** Starts writing `chunk`, the next of the batch (plain callbacks: this runs for every socket of every pass). */
+  #writeChunk(chunk: Uint8Array): void {
+    this.#chunk = chunk;
+    this.#offset = 0;
+    this.#queued -= chunk.length;
+    this.#inFlight = chunk.length;
+    this.#conn.write(chunk).then(this.#onWritten, this.#onWriteFailed);
   }
+
+  readonly #onWritten = (written: number): void => {
+    const chunk = this.#chunk!;
+    this.#offset += written;
+    this.#inFlight -= written;
+    if (this.#writable !== null) this.#wakeReader();
+    if (this.#state === CLOSED) {
+      // Terminated meanwhile: its queue is gone.
+      this.#writing = false;
+      this.#chunk = null;
+      return;
+    }
+    if (this.#offset < chunk.length) {
+      // A write may take fewer bytes than given: go on from where it stopped.
+      this.#conn.write(chunk.subarray(this.#offset)).then(this.#onWritten, this.#onWriteFailed);
+      return;
+    }
+    pool.give(chunk);
+    this.#chunk = null;
+    if (--this.#batch > 0) {
+      this.#writeChunk(this.#sealed.shift()!);
+      return;
+    }
+    this.#writing = false;
+    if (this.#queued > 0) this.#schedule();
+    else if (this.#peerClosed && this.#state === CLOSING) this.#endWrite();
+  };
+
+  readonly #onWriteFailed = (): void => {
+    // The connection broke under a write: the read side will see it too; end it here.
+    this.#inFlight = 0;
+    this.#writing = false;
+    this.#chunk = null;
+    this.terminate();
+  };
 }
 
 /** What an accepted upgrade hands from the HTTP step to the socket loop: only the small things. */
@@ -584,7 +688,7 @@ export function serveRaw(options: RawServeOptions): RawServer {
 
   /** Sends the 101; false when the connection failed or the server is stopping. */
   async function writeUpgrade(conn: Deno.Conn, key: string): Promise<boolean> {
-    const accept = await computeAcceptKey(key);
+    const accept = computeAcceptKey(key);
     const head = serializeResponseHead(101, [
       ["Upgrade", "websocket"],
       ["Connection", "Upgrade"],
@@ -594,12 +698,19 @@ export function serveRaw(options: RawServeOptions): RawServer {
   }
 
   async function runSocket(conn: Deno.Conn, start: SocketStart): Promise<void> {
+    if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
     const peer = new RawPeer(conn, host);
     peer.release = start.release;
     peers.add(peer);
     const protocol = new ServerProtocol({
       maxMessageBytes: options.maxMessageBytes,
-      onMessage: (data) => peer.connection?.receive(data),
+      onMessage: (data, bytes, start, end) => {
+        const connection = peer.connection;
+        if (connection === undefined) return;
+        peer.sent = true;
+        if (bytes !== undefined) cacheReceivedText(data as string, bytes, start!, end!);
+        connection.receive(data);
+      },
       write: (bytes) => peer.writeControl(bytes),
       onPong: () => {
         peer.pinged = false;

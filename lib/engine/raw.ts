@@ -18,7 +18,7 @@
 import { ConnectionLimiter } from "../access.ts";
 import { BufferPool, concatBytes, GrowableBytes, writeAll } from "../bytes.ts";
 import { CLOSE_CODE } from "../ws/close_code.ts";
-import { encodeClose, encodePing, FrameLog, OPCODE } from "../ws/frame.ts";
+import { encodePing, FrameLog, OPCODE } from "../ws/frame.ts";
 import type { Handler, UpgradeRequest } from "../handler.ts";
 import { isWebSocketAttempt } from "../ws/handshake.ts";
 import { computeAcceptKey, findHeadEnd, parseRequestHead, serializeResponseHead } from "../ws/http1.ts";
@@ -51,8 +51,11 @@ const CLOSE_TIMEOUT_MS = 1_000;
 const LINGER_MS = 1_000;
 /** The reason for an idle-timeout close: the words `Deno.upgradeWebSocket` uses, so both engines say the same. */
 export const IDLE_TIMEOUT_REASON = "No response from ping frame.";
-/** First read buffer per connection: small, so idle sockets stay cheap; it doubles while reads fill it. */
-const READ_BUFFER_MIN = 1024;
+/**
+ * First read buffer per connection: small, since a pending read pins it for as long as the socket is idle (a chat
+ * message fits; 1 KiB cost 1 KB more per idle connection); it doubles while reads fill it.
+ */
+const READ_BUFFER_MIN = 256;
 /** Largest read buffer per connection. */
 const READ_BUFFER_MAX = 256 * 1024;
 /**
@@ -171,6 +174,10 @@ interface RawPeerHost {
   readonly logger: Logger;
   readonly maxBufferedBytes: number;
   finished(peer: RawPeer, code: number, reason: string): void;
+  /** Makes the protocol state machine of `peer`, whose callbacks act on it. */
+  createProtocol(peer: RawPeer): ServerProtocol;
+  /** A peer's read loop is over (its connection is closed). */
+  readingEnded(): void;
 }
 
 /** One connection of the raw engine, as a {@linkcode Peer}: an output queue with at most one write in flight. */
@@ -185,14 +192,17 @@ export class RawPeer implements Peer {
   active = true;
   /** Whether the idle sweep sent a ping that is still unanswered. */
   pinged = false;
-  /** The connection's protocol state machine, set right after construction. */
-  protocol: ServerProtocol | undefined;
+  /**
+   * The connection's protocol state machine, made when the first bytes arrive or we close: a client that never sends
+   * anything (most idle members of a room) costs none (~0.5 KB with its callbacks).
+   */
+  #protocol: ServerProtocol | null = null;
   /** Frees the connection's limiter slot; called once when the connection ends. */
   release: (() => void) | undefined;
   readonly #conn: Deno.Conn;
   readonly #host: RawPeerHost;
-  /** Chunks ready to write, in order: filled private buffers and slices of frames. */
-  #sealed: Uint8Array[] = [];
+  /** Chunks ready to write before the end of the queue, in order: filled private buffers and slices (rarely any). */
+  #sealed: Uint8Array[] | null = null;
   /**
    * The end of the queue, after `#sealed`: at most one of a slice of shared frame bytes that grows while the frames
    * this socket gets are adjacent (`#slice[#sliceStart, #sliceEnd)`), or a private buffer being filled (`#buf`, `#len`
@@ -211,6 +221,8 @@ export class RawPeer implements Peer {
   #chunk: Uint8Array | null = null;
   #offset = 0;
   #batch = 0;
+  /** The callback of every write (made on the first: a socket never written to costs none). */
+  #onWritten: ((written: number | Error) => void) | null = null;
   /** Whether this socket has bytes waiting for its turn in a pass. */
   #waiting = false;
   #state = OPEN;
@@ -220,8 +232,12 @@ export class RawPeer implements Peer {
   #closeReason = "";
   /** Set when the closing handshake is done on our side: once flushed, the write side ends. */
   #peerClosed = false;
-  /** The read loop, paused while the output is over its cap, waiting for it to drain. */
-  #writable: (() => void) | null = null;
+  /** The read buffer: small while idle (a pending read pins it), doubled while reads fill it. */
+  #buffer: Uint8Array = new Uint8Array(READ_BUFFER_MIN);
+  /** Whether reading is paused while the output is over its cap (see {@linkcode RawPeer.#readNext}). */
+  #readPaused = false;
+  /** Whether the read loop is over (EOF, reset, or closed by us). */
+  #readEnded = false;
 
   /** Wraps an upgraded connection. */
   constructor(conn: Deno.Conn, host: RawPeerHost) {
@@ -239,21 +255,76 @@ export class RawPeer implements Peer {
     return this.#state === OPEN;
   }
 
+  /** Starts the read loop, after `early` (bytes that came with the request head), if any. */
+  startReading(early: Uint8Array | undefined): void {
+    if (early !== undefined && !this.#receive(early)) return;
+    this.#readNext();
+  }
+
   /**
-   * Resolves once the output is back under `maxBufferedBytes`, or the connection is over. The read loop waits here
-   * before reading more, so a client that keeps sending while it reads nothing (pings whose pongs pile up, messages
+   * Reads the next chunk, unless the output is over `maxBufferedBytes`: then reading waits until it drains (or the
+   * connection is over), so a client that keeps sending while it reads nothing (pings whose pongs pile up, messages
    * echoed back to it) is held back by TCP flow control: what it can pin is bounded by the cap.
    */
-  writable(): Promise<void> {
-    if (this.bufferedAmount <= this.#host.maxBufferedBytes || this.#state === CLOSED) return Promise.resolve();
-    return new Promise((resolve) => this.#writable = resolve);
+  #readNext(): void {
+    if (this.#state === CLOSED) {
+      this.#endReading();
+      return;
+    }
+    if (this.bufferedAmount > this.#host.maxBufferedBytes) {
+      this.#readPaused = true;
+      return;
+    }
+    // Plain callbacks rather than an async loop: an idle connection then holds one pending read and nothing else.
+    this.#conn.read(this.#buffer).then(this.#onRead, this.#onRead);
+  }
+
+  /** A read's outcome: bytes read, EOF, or (rejected) reset by the peer or closed by us; one callback for both. */
+  readonly #onRead = (n: number | null | Error): void => {
+    if (typeof n !== "number") {
+      this.#endReading();
+      return;
+    }
+    const buffer = this.#buffer;
+    if (!this.#receive(buffer.subarray(0, n))) return;
+    if (n === buffer.length) {
+      if (n < READ_BUFFER_MAX) this.#buffer = new Uint8Array(2 * n);
+    } else if (n < buffer.length >>> 3 && buffer.length > READ_BUFFER_MIN) {
+      // The burst is over: an idle socket should not keep a large buffer pinned by its pending read.
+      this.#buffer = new Uint8Array(READ_BUFFER_MIN);
+    }
+    this.#readNext();
+  };
+
+  /** Feeds `chunk` to the protocol; false when that failed and the connection is over. */
+  #receive(chunk: Uint8Array): boolean {
+    const protocol = this.#protocol ??= this.#host.createProtocol(this);
+    // After the close, input is read only to be dropped, so that closing never meets unread bytes (RST).
+    if (protocol.closed) return true;
+    this.active = true;
+    try {
+      protocol.receive(chunk);
+      return true;
+    } catch {
+      // A callback threw (the protocol's own failures are reported, not thrown): end the connection, as a broken read.
+      this.#endReading();
+      return false;
+    }
+  }
+
+  /** EOF: after a clean close, the end of the handshake; before it, 1006 unless we closed first. */
+  #endReading(): void {
+    if (this.#readEnded) return;
+    this.#readEnded = true;
+    this.connection?.disconnect();
+    this.terminate();
+    this.#host.readingEnded();
   }
 
   #wakeReader(): void {
-    const wake = this.#writable;
-    if (wake !== null && (this.bufferedAmount <= this.#host.maxBufferedBytes || this.#state === CLOSED)) {
-      this.#writable = null;
-      wake();
+    if (this.#readPaused && (this.bufferedAmount <= this.#host.maxBufferedBytes || this.#state === CLOSED)) {
+      this.#readPaused = false;
+      this.#readNext();
     }
   }
 
@@ -284,8 +355,8 @@ export class RawPeer implements Peer {
       // Keep the slice when it is long, or when nothing else waits: a full segment ended it, and a copy for each of a
       // room's members would cost more than their second write. A short one behind other chunks is copied out, so a
       // socket that is not being written to never pins more than a few segments for a few bytes each.
-      if (this.#sealed.length === 0 || this.#sliceEnd - this.#sliceStart >= SLICE_KEEP_MIN) {
-        this.#sealed.push(slice.subarray(this.#sliceStart, this.#sliceEnd));
+      if (!this.#sealed?.length || this.#sliceEnd - this.#sliceStart >= SLICE_KEEP_MIN) {
+        (this.#sealed ??= []).push(slice.subarray(this.#sliceStart, this.#sliceEnd));
       } else {
         this.#copy(slice, this.#sliceStart, this.#sliceEnd);
       }
@@ -316,18 +387,25 @@ export class RawPeer implements Peer {
 
   /** Moves the end of the queue (the slice or the private buffer) to the chunks ready to write. */
   #seal(): void {
+    const tail = this.#takeTail();
+    if (tail !== undefined) (this.#sealed ??= []).push(tail);
+  }
+
+  /** Takes the end of the queue (the slice or the private buffer) as one chunk; undefined when it holds nothing. */
+  #takeTail(): Uint8Array | undefined {
     const slice = this.#slice;
     if (slice !== null) {
-      this.#sealed.push(slice.subarray(this.#sliceStart, this.#sliceEnd));
       this.#slice = null;
+      return slice.subarray(this.#sliceStart, this.#sliceEnd);
     }
     const buf = this.#buf;
-    if (buf !== null) {
-      if (this.#len > 0) this.#sealed.push(buf.subarray(0, this.#len));
-      else pool.give(buf);
-      this.#buf = null;
-      this.#len = 0;
-    }
+    if (buf === null) return undefined;
+    const length = this.#len;
+    this.#buf = null;
+    this.#len = 0;
+    if (length > 0) return buf.subarray(0, length);
+    pool.give(buf);
+    return undefined;
   }
 
   /** Queues a ping (idle checks). */
@@ -349,8 +427,7 @@ export class RawPeer implements Peer {
       return;
     }
     // Through the protocol, so that it reports the peer's answering close instead of echoing a second one.
-    if (this.protocol) this.protocol.close(code, reason);
-    else this.#enqueue(encodeClose(code, reason));
+    (this.#protocol ??= this.#host.createProtocol(this)).close(code, reason);
     this.#closeTimer = setTimeout(() => this.terminate(), CLOSE_TIMEOUT_MS);
   }
 
@@ -397,9 +474,9 @@ export class RawPeer implements Peer {
     this.#state = CLOSED;
     clearTimeout(this.#closeTimer);
     this.#wakeReader();
-    for (const chunk of this.#sealed) pool.give(chunk);
+    for (const chunk of this.#sealed ?? []) pool.give(chunk);
     if (this.#buf !== null) pool.give(this.#buf);
-    this.#sealed = [];
+    this.#sealed = null;
     this.#slice = null;
     this.#buf = null;
     this.#len = 0;
@@ -444,9 +521,16 @@ export class RawPeer implements Peer {
     this.#waiting = false;
     if (this.#writing || this.#queued === 0 || this.#state === CLOSED) return;
     this.#writing = true;
+    const sealed = this.#sealed;
+    if (!sealed?.length) {
+      // Nearly always: one slice of the frame log, or one private buffer.
+      this.#batch = 1;
+      this.#writeChunk(this.#takeTail()!);
+      return;
+    }
     this.#seal();
-    this.#batch = this.#sealed.length;
-    this.#writeChunk(this.#sealed.shift()!);
+    this.#batch = sealed.length;
+    this.#writeChunk(sealed.shift()!);
   }
 
   /** Starts writing `chunk`, the next of the batch (plain callbacks: this runs for every socket of every pass). */
@@ -455,14 +539,24 @@ export class RawPeer implements Peer {
     this.#offset = 0;
     this.#queued -= chunk.length;
     this.#inFlight = chunk.length;
-    this.#conn.write(chunk).then(this.#onWritten, this.#onWriteFailed);
+    const done = this.#onWritten ??= (written) => this.#written(written);
+    this.#conn.write(chunk).then(done, done);
   }
 
-  readonly #onWritten = (written: number): void => {
+  /** A write's outcome: bytes written, or (rejected) the connection broke; one callback for both. */
+  #written(written: number | Error): void {
+    if (typeof written !== "number") {
+      // The connection broke under a write: the read side will see it too; end it here.
+      this.#inFlight = 0;
+      this.#writing = false;
+      this.#chunk = null;
+      this.terminate();
+      return;
+    }
     const chunk = this.#chunk!;
     this.#offset += written;
     this.#inFlight -= written;
-    if (this.#writable !== null) this.#wakeReader();
+    if (this.#readPaused) this.#wakeReader();
     if (this.#state === CLOSED) {
       // Terminated meanwhile: its queue is gone.
       this.#writing = false;
@@ -471,27 +565,19 @@ export class RawPeer implements Peer {
     }
     if (this.#offset < chunk.length) {
       // A write may take fewer bytes than given: go on from where it stopped.
-      this.#conn.write(chunk.subarray(this.#offset)).then(this.#onWritten, this.#onWriteFailed);
+      this.#conn.write(chunk.subarray(this.#offset)).then(this.#onWritten!, this.#onWritten!);
       return;
     }
     pool.give(chunk);
     this.#chunk = null;
     if (--this.#batch > 0) {
-      this.#writeChunk(this.#sealed.shift()!);
+      this.#writeChunk(this.#sealed!.shift()!);
       return;
     }
     this.#writing = false;
     if (this.#queued > 0) this.#schedule();
     else if (this.#peerClosed && this.#state === CLOSING) this.#endWrite();
-  };
-
-  readonly #onWriteFailed = (): void => {
-    // The connection broke under a write: the read side will see it too; end it here.
-    this.#inFlight = 0;
-    this.#writing = false;
-    this.#chunk = null;
-    this.terminate();
-  };
+  }
 }
 
 /** What an accepted upgrade hands from the HTTP step to the socket loop: only the small things. */
@@ -567,6 +653,9 @@ export function serveRaw(options: RawServeOptions): RawServer {
     upgrades.set(marker, request);
     return marker;
   });
+  /** Read loops still running, and what waits for them to end (shutdown). */
+  let liveSockets = 0;
+  let socketsEnded: (() => void) | undefined;
   const host: RawPeerHost = {
     logger,
     maxBufferedBytes: options.maxBufferedBytes,
@@ -577,6 +666,35 @@ export function serveRaw(options: RawServeOptions): RawServer {
       peer.release = undefined;
       hub.stats.countClose(code);
       logger.log("info", "client disconnected", { peer: peer.id, code, reason: reason || undefined });
+    },
+    createProtocol(peer) {
+      return new ServerProtocol({
+        maxMessageBytes: options.maxMessageBytes,
+        onMessage: (data, bytes, start, end) => {
+          const connection = peer.connection;
+          if (connection === undefined) return;
+          peer.sent = true;
+          if (bytes !== undefined) cacheReceivedText(data as string, bytes, start!, end!);
+          connection.receive(data);
+        },
+        write: (bytes) => peer.writeControl(bytes),
+        onPong: () => {
+          peer.pinged = false;
+        },
+        onClose: (code, reason) => {
+          peer.connection?.disconnect();
+          peer.peerClosed(code, reason);
+        },
+        onError: (code, reason) => {
+          if (code === CLOSE_CODE.MessageTooBig) hub.stats.dropped.too_big++;
+          logger.log("warn", "closing connection: " + reason, { peer: peer.id, code });
+          peer.connection?.disconnect();
+          peer.peerClosed(code, reason);
+        },
+      });
+    },
+    readingEnded() {
+      if (--liveSockets === 0) socketsEnded?.();
     },
   };
 
@@ -599,9 +717,12 @@ export function serveRaw(options: RawServeOptions): RawServer {
     }, (options.idleTimeout * 1000) / 2);
   }
 
-  async function handleConnection(conn: Deno.Conn, ip: string, release: () => void): Promise<void> {
-    // Two steps, so that nothing of the handshake (head buffer, Request, Headers) stays reachable from the
-    // long-lived socket loop: an idle connection should cost its socket and little else.
+  /**
+   * Reads the request and answers it; returns true when the connection was upgraded and its socket started. The
+   * handshake ends here, so that nothing of it (head buffer, Request, Headers, its deadline) stays reachable from the
+   * long-lived socket: an idle connection should cost its socket and little else.
+   */
+  async function handshake(conn: Deno.Conn, ip: string, release: () => void): Promise<boolean> {
     let start: SocketStart | undefined;
     // One deadline for the whole request and the upgrade: a client that trickles its head, or never reads our answer,
     // is cut when it passes.
@@ -616,7 +737,9 @@ export function serveRaw(options: RawServeOptions): RawServer {
       clearTimeout(deadline);
       release();
     }
-    if (start !== undefined) await runSocket(conn, start);
+    if (start === undefined) return false;
+    startSocket(conn, start);
+    return true;
   }
 
   /** Reads one request and answers it; returns what the socket needs when it is an accepted upgrade. */
@@ -697,65 +820,15 @@ export function serveRaw(options: RawServeOptions): RawServer {
     return (await tryWrite(conn, head)) && !stopping;
   }
 
-  async function runSocket(conn: Deno.Conn, start: SocketStart): Promise<void> {
+  function startSocket(conn: Deno.Conn, start: SocketStart): void {
     if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
     const peer = new RawPeer(conn, host);
     peer.release = start.release;
     peers.add(peer);
-    const protocol = new ServerProtocol({
-      maxMessageBytes: options.maxMessageBytes,
-      onMessage: (data, bytes, start, end) => {
-        const connection = peer.connection;
-        if (connection === undefined) return;
-        peer.sent = true;
-        if (bytes !== undefined) cacheReceivedText(data as string, bytes, start!, end!);
-        connection.receive(data);
-      },
-      write: (bytes) => peer.writeControl(bytes),
-      onPong: () => {
-        peer.pinged = false;
-      },
-      onClose: (code, reason) => {
-        peer.connection?.disconnect();
-        peer.peerClosed(code, reason);
-      },
-      onError: (code, reason) => {
-        if (code === CLOSE_CODE.MessageTooBig) hub.stats.dropped.too_big++;
-        logger.log("warn", "closing connection: " + reason, { peer: peer.id, code });
-        peer.connection?.disconnect();
-        peer.peerClosed(code, reason);
-      },
-    });
-    peer.protocol = protocol;
     peer.connection = hub.connect(peer, start.endpoint);
     logger.log("info", "client connected", { peer: peer.id, ip: start.ip, path: start.path });
-    if (start.early !== undefined) {
-      protocol.receive(start.early);
-      start.early = undefined;
-    }
-    let buffer = new Uint8Array(READ_BUFFER_MIN);
-    try {
-      for (;;) {
-        // Read no more from a peer whose output is over its cap until it drains (see RawPeer.writable).
-        await peer.writable();
-        const n = await conn.read(buffer);
-        if (n === null) break;
-        // After the close, input is read only to be dropped, so that closing never meets unread bytes (RST).
-        if (protocol.closed) continue;
-        peer.active = true;
-        protocol.receive(buffer.subarray(0, n));
-        if (n === buffer.length) {
-          if (buffer.length < READ_BUFFER_MAX) buffer = new Uint8Array(buffer.length * 2);
-        } else if (n < buffer.length >>> 3 && buffer.length > READ_BUFFER_MIN) {
-          // The burst is over: an idle socket should not keep a large buffer pinned by its pending read.
-          buffer = new Uint8Array(READ_BUFFER_MIN);
-        }
-      }
-    } catch {
-      // Reset by the peer, or closed by us (terminate): either way the connection is over.
-    }
-    peer.connection?.disconnect();
-    peer.terminate(); // EOF: after a clean close, the end of the handshake; before it, 1006 unless we closed first
+    liveSockets++;
+    peer.startReading(start.early);
   }
 
   /**
@@ -791,13 +864,14 @@ export function serveRaw(options: RawServeOptions): RawServer {
       return;
     }
     conns.add(conn);
-    const task = handleConnection(conn, ip, slot).catch((error) => {
+    const task = handshake(conn, ip, slot).catch((error) => {
       logger.log("error", "connection handler failed", { error: String(error) });
-    }).finally(() => {
+      return false;
+    }).then((upgraded) => {
       conns.delete(conn);
       tasks.delete(task);
-      // Plain HTTP connections end here; upgraded ones were closed by terminate().
-      closeQuietly(conn);
+      // Plain HTTP connections end here; upgraded ones belong to their peer, which closes them.
+      if (!upgraded) closeQuietly(conn);
     });
     tasks.add(task);
   }
@@ -857,6 +931,8 @@ export function serveRaw(options: RawServeOptions): RawServer {
       for (const peer of [...peers]) peer.terminate();
       for (const conn of conns) closeQuietly(conn);
       await Promise.allSettled([...tasks]);
+      // Every read loop has seen its connection closed (its pending read settled), so no operation is left behind.
+      if (liveSockets > 0) await new Promise<void>((resolve) => socketsEnded = resolve);
       finishedResolve();
     },
   };

@@ -1,13 +1,18 @@
 /**
- * `deno task bench`: Hubbub against a bare `Deno.upgradeWebSocket` loop, measured by the neutral C client `wsload`.
+ * `deno task bench`: Hubbub against Bun and a bare `Deno.upgradeWebSocket` loop, measured by the neutral C client
+ * `wsload`.
  *
- * Every run starts a fresh server process on 127.0.0.1 (a free port) — the bare loop (`bench/bare.ts`), Hubbub with
- * `--engine deno`, and Hubbub with `--engine raw` when that engine is available — and points one `wsload` run at it.
- * Rounds interleave the servers so that drifting machine noise hits all of them alike; the table shows medians.
+ * Every run starts a fresh server process on 127.0.0.1 (a free port) — Bun 1.4.5 (`Bun.serve`, uWebSockets; the
+ * shared peer `../shared/tools/peers/bun_server.ts`, installed from npm into the git-ignored `.bench/peers` on first
+ * use, n/a when that fails), the bare loop (`bench/bare.ts`), Hubbub with `--engine deno`, and Hubbub with
+ * `--engine raw` — and points one `wsload` run at it. Rounds interleave the servers so that drifting machine noise hits
+ * all of them alike; the table shows medians.
  *
- * Scenarios: echo (64 connections × 8 in flight), broadcast to 100 and to 1,000 subscribers (1 publisher, 16 in
- * flight, the sender gets its own copy), and idle memory per connection (server RSS while `wsload connections`
- * holds K idle sockets, minus RSS before).
+ * Scenarios: echo (64 connections × 8 in flight), broadcast to 100 subscribers (1 publisher, 16 in flight) and to
+ * 1,000 (4 publishers × 4 in flight, 64-byte messages; the sender gets its own copy), idle memory per connection
+ * (server RSS while `wsload connections` holds K idle sockets, minus RSS before), and new connections per second
+ * (64 handshakes in flight). Every throughput run also records the server's peak RSS (`VmHWM`: each run has a fresh
+ * process).
  *
  * Run `deno task bench --help` for the flags. Results go to stdout as Markdown and to `.bench/results-<date>.json`.
  *
@@ -18,20 +23,52 @@ import { parseArgs } from "node:util";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const BENCH_DIR = `${ROOT}/.bench`;
-const WSLOAD_SOURCE = new URL("../../shared/tools/wsload/wsload.c", import.meta.url).pathname;
+/** The workspace's shared tools: `shared/tools` next to this checkout or next to its parent (a worktree). */
+const SHARED_TOOLS = [`${ROOT}/../shared/tools`, `${ROOT}/../../shared/tools`].find((dir) => {
+  try {
+    return Deno.statSync(dir).isDirectory;
+  } catch {
+    return false;
+  }
+}) ?? `${ROOT}/../shared/tools`;
+const WSLOAD_SOURCE = `${SHARED_TOOLS}/wsload/wsload.c`;
+const BUN_SERVER = `${SHARED_TOOLS}/peers/bun_server.ts`;
+/** The Bun the issue's figures were measured with; npm ships it as a package with its binary inside. */
+const BUN_PACKAGE = "bun@1.4.5";
+const BUN_PREFIX = `${BENCH_DIR}/peers`;
+const BUN_BINARY = `${BUN_PREFIX}/node_modules/bun/bin/bun.exe`;
 
-const SCENARIOS = ["echo", "broadcast100", "broadcast1000", "memory"] as const;
+const SCENARIOS = ["echo", "broadcast100", "broadcast1000", "memory", "connect"] as const;
 type Scenario = typeof SCENARIOS[number];
-const ENGINES = ["bare", "deno", "raw"] as const;
+const ENGINES = ["bun", "bare", "deno", "raw"] as const;
 type EngineName = typeof ENGINES[number];
 
-const ENGINE_LABEL: Record<EngineName, string> = { bare: "bare", deno: "hubbub deno", raw: "hubbub raw" };
+const ENGINE_LABEL: Record<EngineName, string> = { bun: "bun", bare: "bare", deno: "hubbub deno", raw: "hubbub raw" };
 const SCENARIO_LABEL: Record<Scenario, string> = {
-  echo: "echo 64 conns × 8 in flight (round trips/s)",
-  broadcast100: "broadcast 100 subscribers (deliveries/s)",
-  broadcast1000: "broadcast 1,000 subscribers (deliveries/s)",
-  memory: "idle memory per connection (KB, lower is better)",
+  echo: "echo, 64 conns × 8 in flight (round trips/s)",
+  broadcast100: "broadcast to 100, 1 publisher × 16 (deliveries/s)",
+  broadcast1000: "broadcast to 1,000, 4 publishers × 4 (deliveries/s)",
+  memory: "idle memory per connection (lower is better)",
+  connect: "new connections per second (64 in flight)",
 };
+/** Message size per scenario unless `--size` is given: the issue's figures use 64 bytes at 1,000 subscribers. */
+const DEFAULT_SIZE: Record<Scenario, number> = {
+  echo: 32,
+  broadcast100: 32,
+  broadcast1000: 64,
+  memory: 0,
+  connect: 0,
+};
+/** The raw engine's targets against Bun (issue 11), as raw ÷ Bun with higher better; memory is absolute. */
+const RAW_TARGET = {
+  echo: 0.8,
+  broadcast100: 1.0,
+  broadcast1000: 1.0,
+  p99: 1 / 1.5,
+  peakRss: 0.5,
+  connect: 0.7,
+  memoryBytes: 10_000,
+} as const;
 /** Hubbub's limits, raised so that the bench measures the hub and not its admission control. */
 const HUB_LIMITS = ["--max-connections", "100000", "--max-connections-per-ip", "100000"];
 /** Client CPU (% of one core; wsload is single-threaded) above which its figure is a lower bound. */
@@ -39,33 +76,38 @@ const CLIENT_BOTTLENECK_PCT = 90;
 
 const USAGE = `deno task bench [flags]
 
-Measures Hubbub (--engine deno, and raw when available) against a bare Deno.upgradeWebSocket loop with wsload.
+Measures Hubbub (--engine deno and --engine raw) against Bun 1.4.5 and a bare Deno.upgradeWebSocket loop with wsload.
 
 Flags:
   --rounds N           rounds per scenario and server, interleaved; the table shows medians (default 3)
   --duration S         measured seconds per throughput run, after 1 s of warm-up (default 5)
   --only LIST          scenarios, comma-separated: ${SCENARIOS.join(",")} (default all)
-  --engines LIST       servers, comma-separated: ${ENGINES.join(",")} (default all; raw is n/a when not built)
-  --size B             message size in bytes for echo and broadcast, at least 25 (default 32)
+  --engines LIST       servers, comma-separated: ${ENGINES.join(",")} (default all; bun is n/a when it cannot be
+                       installed from npm)
+  --size B             message size in bytes for echo and broadcast, at least 25 (default 32; 64 at 1,000 subscribers)
   --connections K      idle connections for the memory scenario (default 10000)
   --hold S             seconds the memory scenario holds them (default 3)
+  --connects K         connections opened by the connect scenario (default 5000)
   --max-noise PCT      re-run (up to twice, keeping the quietest) a throughput run during which other processes
                        used more than PCT% of a core; 0 turns this off (default 25)
   --hub-args "ARGS"    extra flags for Hubbub, space-separated (e.g. "--max-buffered-bytes 4194304")
-  --quick              smoke run: --rounds 1 --duration 2 --connections 2000 (explicit flags still win)
+  --quick              smoke run: --rounds 1 --duration 2 --connections 2000 --connects 2000 (explicit flags win)
   -h, --help           this text
 
-Env: WSLOAD=/path/to/wsload uses that binary instead of building ../shared/tools/wsload/wsload.c into .bench/.
+Env: WSLOAD=/path/to/wsload uses that binary instead of building ../shared/tools/wsload/wsload.c into .bench/;
+BUN=/path/to/bun uses that Bun instead of installing ${BUN_PACKAGE} into .bench/peers with npm.
 `;
 
 interface Options {
   rounds: number;
   duration: number;
-  size: number;
+  /** Message size from `--size`, or undefined for each scenario's default. */
+  size: number | undefined;
   only: Scenario[];
   engines: EngineName[];
   connections: number;
   hold: number;
+  connects: number;
   maxNoise: number;
   hubArgs: string[];
 }
@@ -285,10 +327,51 @@ interface Server {
 /** How Hubbub is started: `main.ts`, or `bench/_serve.ts` if `main.ts` does not load in this tree. */
 let hubEntry: "main.ts" | "bench/_serve.ts" = "main.ts";
 const unavailable = new Map<EngineName, string>();
+/** The Bun binary, once found or installed. */
+let bunBinary: string | undefined;
 
-function serverArgs(engine: EngineName, options: Options): string[] {
-  if (engine === "bare") return ["run", "--allow-net", "bench/bare.ts", "--hostname", "127.0.0.1", "--port", "0"];
-  return [
+/**
+ * Finds Bun: `$BUN`, else `.bench/peers` (installing ${BUN_PACKAGE} there with npm on first use). Returns the binary,
+ * or why Bun is not available (its rows then read n/a).
+ */
+async function findBun(): Promise<{ binary: string } | { why: string }> {
+  if (await mtime(BUN_SERVER) === undefined) return { why: `no Bun peer server at ${BUN_SERVER}` };
+  let binary = Deno.env.get("BUN");
+  if (!binary) {
+    binary = BUN_BINARY;
+    if (await mtime(binary) === undefined) {
+      if (!await commandExists("npm")) return { why: `npm is not installed, so ${BUN_PACKAGE} cannot be fetched` };
+      console.error(`installing ${BUN_PACKAGE}: npm install --prefix .bench/peers --no-audit --no-fund ${BUN_PACKAGE}`);
+      const { success, stderr } = await new Deno.Command("npm", {
+        args: ["install", "--prefix", BUN_PREFIX, "--no-audit", "--no-fund", BUN_PACKAGE],
+        cwd: ROOT,
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      const why = new TextDecoder().decode(stderr).trim().split("\n").slice(-3).join(" ");
+      if (!success) return { why: `npm could not install ${BUN_PACKAGE}: ${why}` };
+      if (await mtime(binary) === undefined) return { why: `npm installed ${BUN_PACKAGE} without its binary: ${why}` };
+    }
+  }
+  try {
+    const { success } = await new Deno.Command(binary, { args: ["--version"], stdout: "null", stderr: "null" })
+      .output();
+    if (!success) return { why: `${binary} --version failed` };
+  } catch (error) {
+    return { why: `${binary} does not run: ${(error as Error).message}` };
+  }
+  return { binary };
+}
+
+function serverCommand(engine: EngineName, scenario: Scenario, options: Options): [string, string[]] {
+  if (engine === "bun") {
+    // The peer serves `/` only, in one mode: echo for the echo scenario, a broadcast room for every other.
+    return [bunBinary!, [BUN_SERVER, scenario === "echo" ? "echo" : "broadcast", "0"]];
+  }
+  if (engine === "bare") {
+    return [Deno.execPath(), ["run", "--allow-net", "bench/bare.ts", "--hostname", "127.0.0.1", "--port", "0"]];
+  }
+  return [Deno.execPath(), [
     "run",
     "--allow-all",
     hubEntry,
@@ -302,30 +385,46 @@ function serverArgs(engine: EngineName, options: Options): string[] {
     "warn",
     ...HUB_LIMITS,
     ...options.hubArgs,
-  ];
+  ]];
+}
+
+/** The port in a server's first line naming its URL (Deno servers print it on stdout, Bun's peer on stderr). */
+async function portFrom(lines: { next(): Promise<string | undefined>; drain(): void }): Promise<number | undefined> {
+  for (let line = await lines.next(); line !== undefined; line = await lines.next()) {
+    const match = line.match(/(?:https?|wss?):\/\/[^\s/]+:(\d+)/);
+    if (match) {
+      lines.drain();
+      return Number(match[1]);
+    }
+  }
+  return undefined;
 }
 
 /** Starts a fresh server; resolves once it printed its URL, or to a reason when the engine is not available. */
-async function startServer(engine: EngineName, options: Options): Promise<Server | string> {
-  const args = serverArgs(engine, options);
+async function startServer(engine: EngineName, scenario: Scenario, options: Options): Promise<Server | string> {
+  if (engine === "bun" && bunBinary === undefined) {
+    const found = await findBun();
+    if ("why" in found) return found.why;
+    bunBinary = found.binary;
+  }
+  const [command, args] = serverCommand(engine, scenario, options);
   const child = track(
-    new Deno.Command(Deno.execPath(), { args, cwd: ROOT, stdin: "null", stdout: "piped", stderr: "piped" }).spawn(),
+    new Deno.Command(command, { args, cwd: ROOT, stdin: "null", stdout: "piped", stderr: "piped" }).spawn(),
   );
-  const stderr = collect(child.stderr, /closing connection/);
-  const out = lineReader(child.stdout);
-  const portFromStdout = (async () => {
-    for (let line = await out.next(); line !== undefined; line = await out.next()) {
-      const match = line.match(/https?:\/\/[^\s/]+:(\d+)/);
-      if (match) {
-        out.drain();
-        return Number(match[1]);
-      }
-    }
-    return undefined;
-  })();
+  let stderr: { text(): string; matches(): number };
+  let port: Promise<number | undefined>;
+  if (engine === "bun") {
+    // Bun's peer prints its URL on stderr; keep that stream for the URL and drop stdout.
+    stderr = { text: () => "", matches: () => 0 };
+    lineReader(child.stdout).drain();
+    port = portFrom(lineReader(child.stderr));
+  } else {
+    stderr = collect(child.stderr, /closing connection/);
+    port = portFrom(lineReader(child.stdout));
+  }
   let timer: ReturnType<typeof setTimeout> | undefined;
   const outcome = await Promise.race([
-    portFromStdout.then((port) => port === undefined ? "exited" as const : port),
+    port.then((port) => port === undefined ? "exited" as const : port),
     child.status.then(() => "exited" as const),
     new Promise<"timeout">((resolve) => timer = setTimeout(() => resolve("timeout"), 30_000)),
   ]);
@@ -334,6 +433,7 @@ async function startServer(engine: EngineName, options: Options): Promise<Server
   await stopChild(child, 500);
   await delay(50);
   const why = stderr.text().trim();
+  if (engine === "bun") return `Bun did not start (${outcome}): ${command} ${args.join(" ")}`;
   if (outcome === "exited" && engine !== "bare" && /engine/i.test(why) && !/Module not found/.test(why)) {
     return why.split("\n").find((line) => /engine/i.test(line)) ?? why;
   }
@@ -343,17 +443,20 @@ async function startServer(engine: EngineName, options: Options): Promise<Server
         `   ${why.split("\n")[0]}\n`,
     );
     hubEntry = "bench/_serve.ts";
-    return startServer(engine, options);
+    return startServer(engine, scenario, options);
   }
   throw new Error(`${ENGINE_LABEL[engine]} did not start (${outcome}): deno ${args.join(" ")}\n${why}`);
 }
 
-async function rssKb(pid: number): Promise<number> {
+/** A field of `/proc/PID/status` in kB: `VmRSS` now, or `VmHWM`, the peak since the process started. */
+async function statusKb(pid: number, field: "VmRSS" | "VmHWM"): Promise<number> {
   const status = await Deno.readTextFile(`/proc/${pid}/status`);
-  const match = status.match(/^VmRSS:\s+(\d+)\s+kB/m);
-  if (!match) throw new Error(`no VmRSS in /proc/${pid}/status`);
+  const match = status.match(new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, "m"));
+  if (!match) throw new Error(`no ${field} in /proc/${pid}/status`);
   return Number(match[1]);
 }
+
+const rssKb = (pid: number) => statusKb(pid, "VmRSS");
 
 // ---------------------------------------------------------------------------------------------- runs
 
@@ -361,7 +464,7 @@ interface RunRecord {
   scenario: Scenario;
   engine: EngineName;
   round: number;
-  /** Round trips/s (echo), deliveries/s (broadcast), or bytes per connection (memory). */
+  /** Round trips/s (echo), deliveries/s (broadcast), bytes per connection (memory), or connections/s (connect). */
   value: number;
   p50Us?: number;
   p99Us?: number;
@@ -380,6 +483,8 @@ interface RunRecord {
   evictions: number;
   rssBeforeKb?: number;
   rssPeakKb?: number;
+  /** The server's peak RSS (`VmHWM`) at the end of a throughput or connect run. */
+  peakRssKb?: number;
   established?: number;
   problems: string[];
   wsloadArgs: string[];
@@ -389,8 +494,11 @@ interface RunRecord {
 function wsloadArgsFor(scenario: Scenario, server: Server, options: Options): string[] {
   const base = `ws://127.0.0.1:${server.port}`;
   const common = ["--server-pid", String(server.pid), "--label", `${server.engine}:${scenario}`];
+  const size = String(options.size ?? DEFAULT_SIZE[scenario]);
+  const duration = String(options.duration);
   switch (scenario) {
     case "echo":
+      // Bun's peer echoes on `/`; Hubbub's `/` is the chat room and its echo is `/echo`.
       return [
         "echo",
         "-c",
@@ -398,33 +506,20 @@ function wsloadArgsFor(scenario: Scenario, server: Server, options: Options): st
         "-w",
         "8",
         "-s",
-        String(options.size),
+        size,
         "-d",
-        String(options.duration),
+        duration,
         ...common,
-        `${base}/echo`,
+        `${base}/${server.engine === "bun" ? "" : "echo"}`,
       ];
     case "broadcast100":
-    case "broadcast1000": {
-      const subs = scenario === "broadcast100" ? "100" : "1000";
-      return [
-        "broadcast",
-        "-n",
-        subs,
-        "-p",
-        "1",
-        "-w",
-        "16",
-        "-s",
-        String(options.size),
-        "-d",
-        String(options.duration),
-        ...common,
-        `${base}/`,
-      ];
-    }
+      return ["broadcast", "-n", "100", "-p", "1", "-w", "16", "-s", size, "-d", duration, ...common, `${base}/`];
+    case "broadcast1000":
+      return ["broadcast", "-n", "1000", "-p", "4", "-w", "4", "-s", size, "-d", duration, ...common, `${base}/`];
     case "memory":
       return ["connections", "-k", String(options.connections), "--hold", String(options.hold), ...common, `${base}/`];
+    case "connect":
+      return ["connections", "-k", String(options.connects), "-q", "64", "--hold", "0.2", ...common, `${base}/`];
   }
 }
 
@@ -436,7 +531,7 @@ async function runOne(
   options: Options,
 ): Promise<RunRecord | undefined> {
   if (unavailable.has(engine)) return undefined;
-  const server = await startServer(engine, options);
+  const server = await startServer(engine, scenario, options);
   if (typeof server === "string") {
     unavailable.set(engine, server);
     console.error(`  ${ENGINE_LABEL[engine]}: n/a (${server})`);
@@ -448,7 +543,8 @@ async function runOne(
     let rssBeforeKb: number | undefined;
     let rssPeakKb: number | undefined;
     let run: WsloadRun;
-    if (scenario === "memory") {
+    let peakRssKb: number | undefined;
+    if (scenario === "memory" || scenario === "connect") {
       // Warm the server's code paths with a few connections, so one-time costs do not count per connection.
       await runWsload(
         wsload,
@@ -456,6 +552,8 @@ async function runOne(
         30_000,
       );
       await delay(700);
+    }
+    if (scenario === "memory") {
       rssBeforeKb = await rssKb(server.pid);
       let holding: (() => void) | undefined;
       const held = new Promise<void>((resolve) => holding = resolve);
@@ -478,6 +576,8 @@ async function runOne(
       await sampling;
     } else {
       run = await runWsload(wsload, args, (options.duration + 60) * 1000);
+      // Each run has a fresh server, so the peak since it started is the peak under this load.
+      peakRssKb = await statusKb(server.pid, "VmHWM").catch(() => undefined);
     }
     const result = run.result;
     if (!result) {
@@ -501,7 +601,10 @@ async function runOne(
         problems.push(`only ${result.established}/${options.connections} connections established`);
       }
     } else {
-      value = scenario === "echo" ? result.rate : result.delivery_rate ?? 0;
+      value = scenario === "echo" || scenario === "connect" ? result.rate : result.delivery_rate ?? 0;
+      if (scenario === "connect" && result.established < options.connects) {
+        problems.push(`only ${result.established}/${options.connects} connections established`);
+      }
     }
     if (problems.length) console.error(`  ⚠️  ${ENGINE_LABEL[engine]} ${scenario}: ${problems.join(", ")}`);
     return {
@@ -519,11 +622,14 @@ async function runOne(
       machineCpu: result.machine_cpu_pct,
       foreignCpu: result.foreign_cpu_pct,
       steal: result.steal_pct,
-      serverUsPerMessage: scenario === "memory" || value <= 0 ? undefined : (result.server_cpu_pct * 1e4) / value,
+      serverUsPerMessage: scenario === "memory" || scenario === "connect" || value <= 0
+        ? undefined
+        : (result.server_cpu_pct * 1e4) / value,
       attempts: 1,
       evictions,
       rssBeforeKb,
       rssPeakKb,
+      peakRssKb,
       established: result.established,
       problems,
       wsloadArgs: args,
@@ -558,6 +664,7 @@ interface Summary {
   serverUsPerMessage?: number;
   machineCpu: number;
   foreignCpu: number;
+  peakRssKb?: number;
   problems: string[];
 }
 
@@ -584,6 +691,7 @@ function summarize(records: RunRecord[]): Summary | undefined {
     serverUsPerMessage: pick((r) => r.serverUsPerMessage),
     machineCpu: pick((r) => r.machineCpu)!,
     foreignCpu: pick((r) => r.foreignCpu)!,
+    peakRssKb: pick((r) => r.peakRssKb),
     problems: [...new Set(records.flatMap((r) => r.problems))],
   };
 }
@@ -602,15 +710,20 @@ function formatUs(us: number | undefined): string {
   return `${(us / 1000).toFixed(0)} ms`;
 }
 
-/** Hubbub ÷ bare, oriented so that higher is better (memory is bare ÷ hubbub). */
-function ratio(scenario: Scenario, hub: Summary | undefined, bare: Summary | undefined): number | undefined {
-  if (!hub || !bare || hub.value <= 0 || bare.value <= 0) return undefined;
-  return scenario === "memory" ? bare.value / hub.value : hub.value / bare.value;
+function formatKb(kb: number | undefined): string {
+  return kb === undefined ? "–" : `${(kb / 1024).toFixed(0)} MB`;
 }
 
-function formatRatio(value: number | undefined): string {
+/** `a` against `b`, oriented so that higher is better for `a`; undefined when either is missing. */
+function ratio(a: number | undefined, b: number | undefined, lowerIsBetter: boolean): number | undefined {
+  if (a === undefined || b === undefined || a <= 0 || b <= 0) return undefined;
+  return lowerIsBetter ? b / a : a / b;
+}
+
+/** A ratio, flagged ⚠️ below `warnBelow`. */
+function formatRatio(value: number | undefined, warnBelow = 0.9): string {
   if (value === undefined) return "n/a";
-  return `${value.toFixed(2)}${value < 0.9 ? " ⚠️" : ""}`;
+  return `${value.toFixed(2)}${value < warnBelow ? " ⚠️" : ""}`;
 }
 
 async function machine(): Promise<{ nproc: number; cpu: string; memTotal: string; kernel: string }> {
@@ -626,6 +739,64 @@ async function machine(): Promise<{ nproc: number; cpu: string; memTotal: string
   return { nproc: navigator.hardwareConcurrency, cpu, memTotal, kernel: Deno.osRelease() };
 }
 
+/** One row of the main table: what it shows for a server, and whether lower is better. */
+interface Metric {
+  label: string;
+  /** The scenario whose runs it reads. */
+  scenario: Scenario;
+  value(s: Summary): number | undefined;
+  format(value: number): string;
+  lowerIsBetter: boolean;
+  /** The raw engine's target, as raw ÷ Bun (higher is better), or an absolute figure for memory. */
+  target: string;
+  met(raw: number, bunRatio: number | undefined): boolean | undefined;
+}
+
+function metrics(): Metric[] {
+  const throughput = (scenario: Scenario, target: number): Metric => ({
+    label: SCENARIO_LABEL[scenario],
+    scenario,
+    value: (s) => s.value,
+    format: (v) => formatValue(scenario, v),
+    lowerIsBetter: false,
+    target: `≥ ${target.toFixed(2)}`,
+    met: (_raw, r) => r === undefined ? undefined : r >= target,
+  });
+  return [
+    throughput("echo", RAW_TARGET.echo),
+    throughput("broadcast100", RAW_TARGET.broadcast100),
+    throughput("broadcast1000", RAW_TARGET.broadcast1000),
+    {
+      label: "p99 latency at 1,000 subscribers (lower is better)",
+      scenario: "broadcast1000",
+      value: (s) => s.p99Us,
+      format: formatUs,
+      lowerIsBetter: true,
+      target: `≥ ${RAW_TARGET.p99.toFixed(2)} (1.5× Bun's)`,
+      met: (_raw, r) => r === undefined ? undefined : r >= RAW_TARGET.p99,
+    },
+    {
+      label: "peak RSS during the 1,000-subscriber run (lower is better)",
+      scenario: "broadcast1000",
+      value: (s) => s.peakRssKb,
+      format: formatKb,
+      lowerIsBetter: true,
+      target: `≥ ${RAW_TARGET.peakRss.toFixed(2)} (2× Bun's)`,
+      met: (_raw, r) => r === undefined ? undefined : r >= RAW_TARGET.peakRss,
+    },
+    {
+      label: SCENARIO_LABEL.memory,
+      scenario: "memory",
+      value: (s) => s.value,
+      format: (v) => formatValue("memory", v),
+      lowerIsBetter: true,
+      target: `≤ ${(RAW_TARGET.memoryBytes / 1000).toFixed(0)} KB`,
+      met: (raw) => raw <= RAW_TARGET.memoryBytes,
+    },
+    throughput("connect", RAW_TARGET.connect),
+  ];
+}
+
 function report(
   summaries: Map<string, Summary>,
   options: Options,
@@ -633,54 +804,78 @@ function report(
 ): string {
   const get = (scenario: Scenario, engine: EngineName) => summaries.get(`${scenario}/${engine}`);
   const has = (engine: EngineName) => options.engines.includes(engine);
-  const cell = (scenario: Scenario, engine: EngineName) => {
-    if (!has(engine)) return "–";
-    const s = get(scenario, engine);
-    return s ? formatValue(scenario, s.value) : "n/a";
-  };
-  const latency = (scenario: Scenario, engine: EngineName) => {
-    const s = get(scenario, engine);
-    return scenario === "memory" || !s ? "–" : `${formatUs(s.p50Us)} / ${formatUs(s.p99Us)}`;
-  };
   const lines: string[] = [];
   lines.push(`## Hubbub bench — ${meta.date}`, "");
   lines.push(
     `Machine: ${meta.nproc} CPUs, ${meta.cpu}, ${meta.memTotal} RAM, Linux ${meta.kernel}; deno ${Deno.version.deno} ` +
-      `(V8 ${Deno.version.v8}).`,
+      `(V8 ${Deno.version.v8})${bunBinary ? `; ${BUN_PACKAGE}` : ""}.`,
   );
   lines.push(`Command: \`${meta.command}\``);
+  const sizes = options.size === undefined
+    ? "32-byte text messages (64 at 1,000 subscribers)"
+    : `${options.size}-byte text messages`;
   lines.push(
     `Rounds: ${options.rounds} (interleaved, medians), ${options.duration} s measured per throughput run after 1 s ` +
-      `warm-up, ${options.size}-byte text messages; memory: ${options.connections} idle connections held ${options.hold} s. Hubbub entry: ${hubEntry}.`,
+      `warm-up, ${sizes}; memory: ${options.connections} idle connections held ${options.hold} s; connect: ` +
+      `${options.connects} connections. Hubbub entry: ${hubEntry}.`,
     "",
   );
+  const servers = ENGINES.filter(has);
   lines.push(
-    "| scenario | bare | hubbub deno | deno/bare | hubbub raw | raw/bare | p50 / p99 bare | p50 / p99 deno | p50 / p99 raw |",
-    "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    `| scenario | ${
+      servers.map((e) => ENGINE_LABEL[e]).join(" | ")
+    } | raw ÷ bun | raw target | raw ÷ bare | deno ÷ bare |`,
+    `|---|${servers.map(() => "---:").join("|")}|---:|---|---:|---:|`,
   );
-  for (const scenario of options.only) {
-    const bare = get(scenario, "bare");
+  for (const metric of metrics()) {
+    if (!options.only.includes(metric.scenario)) continue;
+    const value = (engine: EngineName) => {
+      const s = get(metric.scenario, engine);
+      return s ? metric.value(s) : undefined;
+    };
+    const cells = servers.map((engine) => {
+      const v = value(engine);
+      return v === undefined ? "n/a" : metric.format(v);
+    });
+    const pair = (a: EngineName, b: EngineName) =>
+      has(a) && has(b) ? ratio(value(a), value(b), metric.lowerIsBetter) : undefined;
+    const rawBun = pair("raw", "bun");
+    const raw = value("raw");
+    const met = raw === undefined ? undefined : metric.met(raw, rawBun);
+    const bunCell = has("raw") && has("bun") ? formatRatio(rawBun, -Infinity) : "–";
     lines.push(
-      `| ${SCENARIO_LABEL[scenario]} | ${cell(scenario, "bare")} | ${cell(scenario, "deno")} | ` +
-        `${has("deno") ? formatRatio(ratio(scenario, get(scenario, "deno"), bare)) : "–"} | ${
-          cell(scenario, "raw")
-        } | ` +
-        `${has("raw") ? formatRatio(ratio(scenario, get(scenario, "raw"), bare)) : "–"} | ${
-          latency(scenario, "bare")
-        } | ` +
-        `${latency(scenario, "deno")} | ${latency(scenario, "raw")} |`,
+      `| ${metric.label} | ${cells.join(" | ")} | ${bunCell} | ${metric.target}${
+        met === undefined ? "" : met ? " ✅" : " ❌"
+      } | ${has("raw") && has("bare") ? formatRatio(pair("raw", "bare"), -Infinity) : "–"} | ${
+        has("deno") && has("bare") ? formatRatio(pair("deno", "bare")) : "–"
+      } |`,
     );
   }
   lines.push(
     "",
-    "Ratios are Hubbub ÷ bare for throughput and bare ÷ Hubbub for memory, so higher is better in every row; " +
-      "the target for the deno engine is ≥ 0.9 (⚠️ below).",
+    "Every ratio is oriented so that higher is better (for latency and memory it is the other server's figure ÷ " +
+      "Hubbub's). The raw engine's targets are issue 11's; the deno engine's is ≥ 0.9 × bare (⚠️ below).",
     "",
   );
+  const latencyScenarios = (["echo", "broadcast100", "broadcast1000"] as const).filter((s) => options.only.includes(s));
+  if (latencyScenarios.length) {
+    lines.push(
+      `| p50 / p99 latency | ${servers.map((e) => ENGINE_LABEL[e]).join(" | ")} |`,
+      `|---|${servers.map(() => "---:").join("|")}|`,
+    );
+    for (const scenario of latencyScenarios) {
+      const cells = servers.map((engine) => {
+        const s = get(scenario, engine);
+        return s ? `${formatUs(s.p50Us)} / ${formatUs(s.p99Us)}` : "n/a";
+      });
+      lines.push(`| ${scenario} | ${cells.join(" | ")} |`);
+    }
+    lines.push("");
+  }
   lines.push(
-    "| scenario | server | lost | duplicated | reordered | server CPU | server µs/msg | wsload CPU (max) | machine CPU | " +
-      "other procs | notes |",
-    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    "| scenario | server | lost | duplicated | reordered | server CPU | server µs/msg | peak RSS | wsload CPU (max) | " +
+      "machine CPU | other procs | notes |",
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
   );
   const warnings: string[] = [];
   for (const scenario of options.only) {
@@ -691,11 +886,10 @@ function report(
       if (s.clientCpuMax >= CLIENT_BOTTLENECK_PCT) notes.push("wsload near 100% of a core: figure is a lower bound");
       lines.push(
         `| ${scenario} | ${ENGINE_LABEL[engine]} | ${s.lost} | ${s.duplicates} | ${s.reordered} | ` +
-          (scenario === "memory"
-            ? "– | – | – | – | – | "
-            : `${s.serverCpu.toFixed(0)}% | ${s.serverUsPerMessage?.toFixed(2) ?? "–"} | ${s.clientCpu.toFixed(0)}% (${
-              s.clientCpuMax.toFixed(0)
-            }%) | ` +
+          (scenario === "memory" || scenario === "connect"
+            ? `– | – | ${scenario === "connect" ? formatKb(s.peakRssKb) : "–"} | – | – | – | `
+            : `${s.serverCpu.toFixed(0)}% | ${s.serverUsPerMessage?.toFixed(2) ?? "–"} | ${formatKb(s.peakRssKb)} | ` +
+              `${s.clientCpu.toFixed(0)}% (${s.clientCpuMax.toFixed(0)}%) | ` +
               `${s.machineCpu.toFixed(0)}% / ${meta.nproc * 100}% | ${s.foreignCpu.toFixed(0)}% | `) +
           `${notes.join("; ")} |`,
       );
@@ -710,7 +904,8 @@ function report(
     "",
     "CPU figures are medians over the measured window, in % of one core. wsload is single-threaded: near 100% it is " +
       'the bottleneck. "server µs/msg" is server CPU time per round trip or delivery (lower is better; not capped ' +
-      'by the client). "other procs" is CPU used by unrelated processes during the window (noise).',
+      'by the client). "peak RSS" is the server\'s VmHWM at the end of the run (a fresh process each run). "other ' +
+      'procs" is CPU used by unrelated processes during the window (noise).',
   );
   for (const [engine, why] of unavailable) lines.push("", `${ENGINE_LABEL[engine]}: n/a — ${why}`);
   if (warnings.length) {
@@ -761,6 +956,7 @@ function parseOptions(args: string[]): Options {
         only: { type: "string" },
         engines: { type: "string" },
         connections: { type: "string" },
+        connects: { type: "string" },
         size: { type: "string" },
         hold: { type: "string" },
         "max-noise": { type: "string" },
@@ -783,10 +979,11 @@ function parseOptions(args: string[]): Options {
   return {
     rounds: parseNumber("rounds", values.rounds, quick ? 1 : 3, true),
     duration: parseNumber("duration", values.duration, quick ? 2 : 5, false),
-    size: parseNumber("size", values.size, 32, true),
+    size: values.size === undefined ? undefined : parseNumber("size", values.size, 32, true),
     only: parseList("only", values.only, SCENARIOS),
     engines: parseList("engines", values.engines, ENGINES),
     connections: parseNumber("connections", values.connections, quick ? 2000 : 10000, true),
+    connects: parseNumber("connects", values.connects, quick ? 2000 : 5000, true),
     hold: parseNumber("hold", values.hold, 3, false),
     maxNoise: values["max-noise"] === "0" ? 0 : parseNumber("max-noise", values["max-noise"], 25, false),
     hubArgs: values["hub-args"]?.split(/\s+/).filter((arg) => arg !== "") ?? [],
@@ -823,7 +1020,7 @@ async function main(): Promise<void> {
           );
         };
         const noisy = (run: RunRecord) =>
-          scenario !== "memory" && options.maxNoise > 0 && run.foreignCpu > options.maxNoise;
+          scenario !== "memory" && scenario !== "connect" && options.maxNoise > 0 && run.foreignCpu > options.maxNoise;
         let record = await runOne(wsload, scenario, engine, round, options);
         if (!record) continue;
         // A shared machine: repeat a run that other processes disturbed (up to twice) and keep the quietest.

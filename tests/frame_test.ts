@@ -7,6 +7,7 @@ import {
   encodePing,
   encodePong,
   encodeText,
+  FrameLog,
   OPCODE,
 } from "../lib/ws/frame.ts";
 
@@ -224,4 +225,97 @@ Deno.test("encodeText(), encodeBinary(), encodeClose(), encodePing() and encodeP
   for (const [masked, plain] of cases) assert.deepEqual(unmaskFrame(masked).unmasked, plain);
   assert.throws(() => encodeClose(1005, "", mask), RangeError);
   assert.throws(() => encodePing(filled(126), mask), RangeError);
+});
+
+/** The frame `log` appended last, as a copy. */
+function lastFrame(log: FrameLog): Uint8Array {
+  return log.bytes.slice(log.start, log.end);
+}
+
+const TEXTS = [
+  "",
+  "a",
+  "Hello World!",
+  "é",
+  "héllo wörld",
+  "👋",
+  "\ud800", // a lone surrogate: U+FFFD, as encodeText writes it
+  "x\udc00y",
+  "\ufeffbom",
+  "a".repeat(125),
+  "a".repeat(124) + "é", // ASCII loop bails out at the last unit; 126 bytes: a 16-bit length
+  "é".repeat(62), // 124 bytes in 62 units
+  "é".repeat(63), // 126 bytes: a 16-bit length though the units fit a short frame
+  "€".repeat(125), // 375 bytes
+  "a".repeat(126),
+  "a".repeat(5000),
+  "é".repeat(3000),
+  "a".repeat(70_000), // its own buffer, 64-bit length
+];
+
+Deno.test("FrameLog.appendText() writes exactly what encodeText() writes, at every length class", () => {
+  const log = new FrameLog({ segmentBytes: 4096 });
+  for (const text of TEXTS) {
+    log.appendText(text);
+    assert.deepEqual(lastFrame(log), encodeText(text), JSON.stringify(text.slice(0, 20)) + ` (${text.length} units)`);
+  }
+});
+
+Deno.test("FrameLog.appendFrame() frames a copy of the given bytes as encodeFrame() does", () => {
+  const log = new FrameLog({ segmentBytes: 4096 });
+  for (const length of [0, 1, 125, 126, 1000, 1023, 1025, 65535, 65536, 70_000]) {
+    const source = new Uint8Array(length + 20).map((_, i) => (i * 131 + length) & 0xff);
+    const expected = encodeFrame(OPCODE.Binary, source.subarray(7, 7 + length));
+    log.appendFrame(OPCODE.Binary, source, 7, 7 + length);
+    source.fill(0); // the log holds a copy
+    assert.deepEqual(lastFrame(log), expected, `${length} bytes`);
+  }
+  log.appendFrame(OPCODE.Text, new TextEncoder().encode("héllo"));
+  assert.deepEqual(lastFrame(log), encodeText("héllo"));
+});
+
+Deno.test("FrameLog puts frames back to back in one segment until it is full, and never rewrites a frame", () => {
+  const log = new FrameLog({ segmentBytes: 256 });
+  const frames: { bytes: Uint8Array; start: number; end: number; copy: Uint8Array; units: number }[] = [];
+  for (let i = 0; i < 200; i++) {
+    // Short enough to stay in the segment (text over a quarter of it, counted 3 bytes a unit, gets its own buffer).
+    const text = i % 3 === 0 ? `m${i} ${"é".repeat(i % 7)}` : `message ${i} ${"x".repeat(i % 23)}`;
+    log.appendText(text);
+    frames.push({ bytes: log.bytes, start: log.start, end: log.end, copy: lastFrame(log), units: text.length });
+  }
+  let segments = 1;
+  for (let i = 1; i < frames.length; i++) {
+    const [before, frame] = [frames[i - 1], frames[i]];
+    if (frame.bytes === before.bytes) assert.equal(frame.start, before.end, `frame ${i} follows frame ${i - 1}`);
+    else {
+      segments++;
+      assert.equal(frame.start, 0, `frame ${i} starts a new segment`);
+      // Text is given room for its longest encoding (3 bytes a unit after a 4-byte header) before it is encoded.
+      assert.ok(before.end + 4 + 3 * frame.units > 256, `frame ${i} would have fit the segment`);
+    }
+  }
+  assert.ok(segments > 10, `${segments} segments`);
+  // Every frame still holds its bytes: appending later frames wrote nothing over them.
+  for (const [i, frame] of frames.entries()) {
+    assert.deepEqual(frame.bytes.subarray(frame.start, frame.end), frame.copy, `frame ${i}`);
+  }
+});
+
+Deno.test("FrameLog gives a frame over a quarter of a segment a buffer of its own", () => {
+  const log = new FrameLog({ segmentBytes: 1024 });
+  log.appendText("small");
+  const segment = log.bytes;
+  log.appendText("a".repeat(300));
+  assert.notEqual(log.bytes, segment);
+  assert.equal(log.start, 0);
+  assert.equal(log.end, log.bytes.length);
+  log.appendFrame(OPCODE.Binary, new Uint8Array(300));
+  assert.equal(log.bytes.length, 304);
+  log.appendText("small again");
+  assert.equal(log.bytes, segment, "small frames go on in the segment");
+});
+
+Deno.test("FrameLog refuses a segment size below 64 bytes", () => {
+  assert.throws(() => new FrameLog({ segmentBytes: 63 }), RangeError);
+  assert.throws(() => new FrameLog({ segmentBytes: 100.5 }), RangeError);
 });

@@ -26,8 +26,8 @@ function assertError(result: ReturnType<typeof parseRequestHead>, status: number
   if (result.kind === "error") assert.equal(result.status, status, `${message}: ${result.reason}`);
 }
 
-Deno.test("computeAcceptKey() matches the RFC 6455 §1.3 example", async () => {
-  assert.equal(await computeAcceptKey("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+Deno.test("computeAcceptKey() matches the RFC 6455 §1.3 example", () => {
+  assert.equal(computeAcceptKey("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
 });
 
 Deno.test("parseRequestHead() parses a complete upgrade request", () => {

@@ -785,3 +785,43 @@ Deno.test("ServerProtocol.receive() reassembles 100,000 one-byte fragments into 
   );
   assert.deepEqual(feed(concatBytes(...fragments), [], { maxMessageBytes: utf8Bytes.length }), [["text", text]]);
 });
+
+/** Every text message `chunks` carry, with the bytes onMessage was given for it (copied during the call). */
+function textWithBytes(chunks: Uint8Array[]): [string, number[] | undefined][] {
+  const seen: [string, number[] | undefined][] = [];
+  const protocol = new ServerProtocol({
+    onMessage(data, bytes, start, end) {
+      seen.push([
+        typeof data === "string" ? data : `binary ${data.byteLength}`,
+        bytes === undefined ? undefined : Array.from(bytes.subarray(start, end)),
+      ]);
+    },
+  });
+  for (const chunk of chunks) protocol.receive(chunk);
+  return seen;
+}
+
+Deno.test("ServerProtocol.receive() hands onMessage the UTF-8 bytes of each text message, however it arrived", () => {
+  const texts = ["", "Hi", "héllo wörld 👋", "\ufeffkept", "a".repeat(48), "a".repeat(49), "é".repeat(40_000)];
+  for (const text of texts) {
+    const bytes = Array.from(utf8(text));
+    // receive() unmasks in place: every case gets frames of its own.
+    assert.deepEqual(textWithBytes([clientFrame(Text, utf8(text))]), [[text, bytes]], "one frame");
+    // Split across reads, so the payload lands in the protocol's own buffer.
+    const whole = clientFrame(Text, utf8(text));
+    const pieces: Uint8Array[] = [whole.slice(0, 3)];
+    for (let at = 3; at < whole.length; at += 7919) pieces.push(whole.slice(at, at + 7919));
+    assert.deepEqual(textWithBytes(pieces), [[text, bytes]], "split across reads");
+    // Fragmented into two frames.
+    const half = Math.floor(utf8(text).length / 2);
+    const fragments = concatBytes(
+      clientFrame(Text, utf8(text).subarray(0, half), { fin: false }),
+      clientFrame(Continuation, utf8(text).subarray(half)),
+    );
+    assert.deepEqual(textWithBytes([fragments]), [[text, bytes]], "fragmented");
+  }
+});
+
+Deno.test("ServerProtocol.receive() hands onMessage no bytes for binary messages", () => {
+  assert.deepEqual(textWithBytes([clientFrame(Binary, new Uint8Array([1, 2, 3]))]), [["binary 3", undefined]]);
+});

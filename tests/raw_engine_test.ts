@@ -197,3 +197,98 @@ engineTest(
   },
   { engines: RAW },
 );
+
+/** Reads server frames from `conn` until `count` data frames arrived; returns them as [opcode, payload copies]. */
+async function readDataFrames(conn: Deno.Conn, count: number, timeoutMs = 10_000): Promise<[number, Uint8Array][]> {
+  const reader = new ServerFrameReader();
+  const frames: [number, Uint8Array][] = [];
+  const buffer = new Uint8Array(64 * 1024);
+  const deadline = Date.now() + timeoutMs;
+  while (frames.length < count && Date.now() < deadline) {
+    const n = await conn.read(buffer);
+    if (n === null) break;
+    for (const frame of reader.push(buffer.subarray(0, n))) {
+      if (frame.opcode === 0x1 || frame.opcode === 0x2) frames.push([frame.opcode, frame.payload.slice()]);
+    }
+  }
+  return frames;
+}
+
+engineTest("a fan-out to more sockets than one turn writes reaches every one, every message once and in order", async (
+  engine,
+) => {
+  // 300 members: the raw engine writes them in several slices per pass, across turns of the event loop.
+  const members = 300;
+  const messages = 40;
+  const server = startServer(engine, { maxConnectionsPerIp: 1000 });
+  const conns: Deno.TcpConn[] = [];
+  for (let i = 0; i < members; i += 50) {
+    conns.push(...await Promise.all(Array.from({ length: 50 }, () => rawSocket(server.addr.port, "/rooms/wide"))));
+  }
+  const [publisher] = await openClients(`${server.wsUrl}/rooms/wide`, 1);
+  await eventually("every member to join", async () => (await health(server)).connections === members + 1);
+  for (let i = 0; i < messages; i++) {
+    publisher.socket.send(`message ${i} ${"é".repeat(i % 5)}`);
+    if (i % 10 === 9) await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  const received = await Promise.all(conns.map((conn) => readDataFrames(conn, messages)));
+  const decoder = new TextDecoder();
+  for (const [member, frames] of received.entries()) {
+    assert.deepEqual(
+      frames.map(([, payload]) => decoder.decode(payload)),
+      Array.from({ length: messages }, (_, i) => `message ${i} ${"é".repeat(i % 5)}`),
+      `member ${member}`,
+    );
+  }
+  for (const conn of conns) conn.close();
+  await closeAll([publisher]);
+  await server.shutdown();
+}, { engines: RAW });
+
+engineTest(
+  "rooms whose messages interleave get theirs byte for byte, in order, at every frame size",
+  async (engine) => {
+    // Frames of several rooms interleave in the raw engine's frame log, so a member's frames are not adjacent there:
+    // they are copied into its own buffer, or queued apart when large. Sizes cross every boundary: 7-bit, 16-bit and
+    // 64-bit lengths, the copy limit (8 KiB), a frame of its own (over 16 KiB), and enough bytes to fill many segments.
+    const server = startServer(engine, { maxBufferedBytes: 64 * 1024 * 1024 });
+    const rooms = ["a", "b", "c"];
+    const receivers = await Promise.all(rooms.map((room) => rawSocket(server.addr.port, `/rooms/${room}`)));
+    const publishers = await Promise.all(rooms.map((room) => openClients(`${server.wsUrl}/rooms/${room}`, 1)));
+    await eventually("everyone to join", async () => (await health(server)).connections === 6);
+    const sizes = [0, 1, 125, 126, 200, 5000, 8191, 8193, 12_000, 16_500, 70_000];
+    const expected = new Map<string, [number, Uint8Array][]>(rooms.map((room) => [room, []]));
+    let sent = 0;
+    for (let round = 0; round < 6; round++) {
+      for (const size of sizes) {
+        for (const [r, room] of rooms.entries()) {
+          const seed = sent++;
+          if ((seed + r) % 3 === 0) {
+            const payload = new Uint8Array(size).map((_, j) => (seed * 7 + j * 13) & 0xff);
+            publishers[r][0].socket.send(payload);
+            expected.get(room)!.push([0x2, payload]);
+          } else {
+            // ASCII or not, so that text is framed from its received bytes at every length.
+            const unit = (seed + r) % 3 === 1 ? "x" : "é";
+            const text = `${seed}:` + unit.repeat(Math.max(0, Math.floor(size / unit.length) - 8));
+            publishers[r][0].socket.send(text);
+            expected.get(room)!.push([0x1, new TextEncoder().encode(text)]);
+          }
+        }
+      }
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    for (const [r, room] of rooms.entries()) {
+      const want = expected.get(room)!;
+      const got = await readDataFrames(receivers[r], want.length, 20_000);
+      assert.equal(got.length, want.length, `room ${room}`);
+      got.forEach(([opcode, payload], i) => {
+        assert.equal(opcode, want[i][0], `room ${room} message ${i}`);
+        assert.deepEqual(payload, want[i][1], `room ${room} message ${i} (${want[i][1].length} bytes)`);
+      });
+    }
+    for (const conn of receivers) conn.close();
+    await closeAll(publishers.flat());
+    await server.shutdown();
+  },
+);

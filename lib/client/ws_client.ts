@@ -269,7 +269,7 @@ export async function connectWebSocket(url: string | URL, options: ConnectOption
     if (response.status !== 101) {
       throw new WebSocketHandshakeError(response.status, await refusalDetail(conn, response, rest));
     }
-    const protocol = await checkUpgrade(response, key, protocols);
+    const protocol = checkUpgrade(response, key, protocols);
     const socket = new Client(conn, target.href, protocol, rest.slice(), maxMessageBytes);
     conn = undefined; // the client owns it now
     return socket;
@@ -340,7 +340,7 @@ async function refusalDetail(conn: ByteConn, response: ResponseHead, rest: Uint8
 }
 
 /** Checks a 101 against RFC 6455 §4.1 and returns the selected subprotocol; throws what is wrong with it. */
-async function checkUpgrade(response: ResponseHead, key: string, offered: string[]): Promise<string> {
+function checkUpgrade(response: ResponseHead, key: string, offered: string[]): string {
   const { headers } = response;
   const invalid = (detail: string) => new WebSocketHandshakeError(101, `Invalid upgrade response: ${detail}`);
   if (headers.get("upgrade")?.trim().toLowerCase() !== "websocket") {
@@ -350,7 +350,7 @@ async function checkUpgrade(response: ResponseHead, key: string, offered: string
     throw invalid(`expected Connection: Upgrade, got ${headers.get("connection")}`);
   }
   const accept = headers.get("sec-websocket-accept");
-  if (accept !== (await computeAcceptKey(key))) throw invalid(`wrong Sec-WebSocket-Accept: ${accept}`);
+  if (accept !== computeAcceptKey(key)) throw invalid(`wrong Sec-WebSocket-Accept: ${accept}`);
   const extensions = headers.get("sec-websocket-extensions");
   if (extensions !== null) throw invalid(`extension not offered: ${extensions}`);
   const protocol = headers.get("sec-websocket-protocol");

@@ -2,9 +2,11 @@
  * The raw engine: Hubbub's own RFC 6455 transport on `Deno.listen` / `Deno.listenTls`.
  *
  * Why it exists (see ENGINE_NOTES): `Deno.upgradeWebSocket` makes one frame and one system call per delivered
- * message. Here a broadcast frames its payload once (a one-slot cache: the hub hands every member the same
- * `string` or `ArrayBuffer`), each socket queues the frame bytes, and every socket writes everything queued since
- * its last write in one `conn.write`, flushed once per turn of the event loop, with at most one write in flight.
+ * message. Here a broadcast is framed once, into a shared log of frames (a one-slot cache: the hub hands every member
+ * the same `string` or `ArrayBuffer`; a text message relayed as it arrived is framed from its received bytes), and
+ * each socket queues a slice of that log, which grows while the frames it gets are adjacent: no copy per recipient.
+ * Sockets are written in passes, a slice of them per turn of the event loop, each at most once per pass with
+ * everything queued until its turn, in one `conn.write`, with at most one write in flight.
  * Limits are enforced while frames arrive, and a peer that stops reading can be cut off at once.
  *
  * Plain HTTP requests on the same port go to the same `Request → Response` handler as the deno engine (one request
@@ -14,9 +16,9 @@
  */
 
 import { ConnectionLimiter } from "../access.ts";
-import { concatBytes, GrowableBytes, writeAll } from "../bytes.ts";
+import { BufferPool, concatBytes, GrowableBytes, writeAll } from "../bytes.ts";
 import { CLOSE_CODE } from "../ws/close_code.ts";
-import { encodeBinary, encodeClose, encodePing, encodeText } from "../ws/frame.ts";
+import { encodePing, FrameLog, OPCODE } from "../ws/frame.ts";
 import type { Handler, UpgradeRequest } from "../handler.ts";
 import { isWebSocketAttempt } from "../ws/handshake.ts";
 import { computeAcceptKey, findHeadEnd, parseRequestHead, serializeResponseHead } from "../ws/http1.ts";
@@ -51,35 +53,62 @@ const LINGER_MS = 1_000;
 const SINK = new Uint8Array(4096);
 /** The reason for an idle-timeout close: the words `Deno.upgradeWebSocket` uses, so both engines say the same. */
 export const IDLE_TIMEOUT_REASON = "No response from ping frame.";
-/** First read buffer per connection: small, so idle sockets stay cheap; it doubles while reads fill it. */
-const READ_BUFFER_MIN = 1024;
+/**
+ * First read buffer per connection: small, since a pending read pins it for as long as the socket is idle (a chat
+ * message fits; 1 KiB cost 1 KB more per idle connection); it doubles while reads fill it.
+ */
+const READ_BUFFER_MIN = 256;
 /** Largest read buffer per connection. */
 const READ_BUFFER_MAX = 256 * 1024;
 /**
- * Size of the pooled output buffers frames are written into. Allocating an `ArrayBuffer` costs Deno ~250 ns, more
- * than framing a small message, so frames go straight into a recycled buffer rather than into one array each.
+ * Size of the segments frames are appended to (see `FrameLog`): every frame a turn sends is encoded once into the
+ * current segment, and each socket queues a slice of it. Frames over a quarter of it get a buffer of their own.
  */
+const SEGMENT_BYTES = 64 * 1024;
+/**
+ * A socket's queued slice of a segment shorter than this is copied out of it when the socket's next frame is not
+ * adjacent (another room's frames came between) and other chunks already wait, so that a socket never pins many
+ * segments for a few bytes of each.
+ */
+const SLICE_KEEP_MIN = SEGMENT_BYTES / 4;
+/** Size of the pooled private output buffers, used when a socket's frames are not adjacent in the log. */
 const OUT_BUFFER_BYTES = 16 * 1024;
-/** Frames up to this size are copied into the output buffer; larger ones are queued as they are, uncopied. */
+/** Frames up to this size are copied into a private output buffer; larger ones are queued as slices, uncopied. */
 const COPY_MAX = 8 * 1024;
-/** Output buffers kept for reuse (at most 4 MiB), so idle sockets hold none. */
+/** Private output buffers kept for reuse (at most 4 MiB), so idle sockets hold none. */
 const POOL_MAX = 256;
 
 const encoder = new TextEncoder();
-/** Text up to this many UTF-16 units, if ASCII, fits a 7-bit frame length and is framed in place. */
-const SHORT_TEXT_UNITS = 125;
 
-// One-slot frame cache: during a fan-out the hub hands every member the same object, so it is framed once.
-const EMPTY_FRAME = new Uint8Array(0);
+const log = new FrameLog({ segmentBytes: SEGMENT_BYTES });
+const pool = new BufferPool({ bufferBytes: OUT_BUFFER_BYTES, maxKept: POOL_MAX });
+
+// One-slot frame cache: during a fan-out the hub hands every member the same object, so it is framed once, and every
+// member queues the same bytes, `cachedBytes[cachedStart, cachedEnd)`.
 let cachedData: Message | undefined;
-let cachedFrame: Uint8Array = EMPTY_FRAME;
+let cachedBytes: Uint8Array = new Uint8Array(0);
+let cachedStart = 0;
+let cachedEnd = 0;
 
-function frameOf(data: Message): Uint8Array {
-  if (data !== cachedData) {
-    cachedFrame = typeof data === "string" ? encodeText(data) : encodeBinary(data);
-    cachedData = data;
-  }
-  return cachedFrame;
+function cacheFrame(data: Message): void {
+  if (typeof data === "string") log.appendText(data);
+  else log.appendFrame(OPCODE.Binary, new Uint8Array(data));
+  cachedData = data;
+  cachedBytes = log.bytes;
+  cachedStart = log.start;
+  cachedEnd = log.end;
+}
+
+/**
+ * Frames a text message from the bytes it arrived as, so that relaying it unchanged copies bytes rather than encoding
+ * the string again: the hub will hand this very string to every recipient.
+ */
+function cacheReceivedText(text: string, bytes: Uint8Array, start: number, end: number): void {
+  log.appendFrame(OPCODE.Text, bytes, start, end);
+  cachedData = text;
+  cachedBytes = log.bytes;
+  cachedStart = log.start;
+  cachedEnd = log.end;
 }
 
 /**
@@ -88,34 +117,54 @@ function frameOf(data: Message): Uint8Array {
  */
 export function endDeliveryPass(): void {
   cachedData = undefined;
-  cachedFrame = EMPTY_FRAME;
 }
 
-const pool: ArrayBuffer[] = [];
-const pooled = new WeakSet<ArrayBuffer>();
+/**
+ * Sockets written per turn of the event loop, at most. Deno performs an operation at once only while the turn's budget
+ * lasts (tokio's, 128 operations); past it, a write waits in a queue for later turns and costs ~30% more CPU. So a
+ * fan-out to many sockets is written in slices, one per turn, as uWebSockets writes one loop iteration at a time.
+ */
+const WRITE_SLICE = 100;
 
-function takeBuffer(): Uint8Array {
-  const reused = pool.pop();
-  if (reused !== undefined) return new Uint8Array(reused);
-  const buffer = new ArrayBuffer(OUT_BUFFER_BYTES);
-  pooled.add(buffer);
-  return new Uint8Array(buffer);
+// Writes go out in passes over the sockets with bytes queued, a slice per turn, each socket at most once per pass with
+// everything it got until its turn came. A socket that gets bytes while out of the pass joins its end; one written
+// already waits for the next pass, which keeps this one's order. Without passes, the sockets whose writes Deno happens
+// to perform first in a turn are written again first, ever more often than the rest (1.75× at 1,000 subscribers):
+// their clients, senders among them, get their copies sooner and send again before the others drained, whose queues
+// grow (p99 ×3, with spikes to 400 ms).
+let pass: RawPeer[] = [];
+let passHead = 0;
+let passId = 0;
+let pumping = false;
+
+/** Adds `peer` to the end of the current pass, starting passes if none are under way. */
+function joinPass(peer: RawPeer): void {
+  pass.push(peer);
+  if (!pumping) {
+    pumping = true;
+    queueMicrotask(pump);
+  }
 }
 
-/** Returns a written chunk's buffer to the pool when it came from there (cached broadcast frames did not). */
-function recycle(chunk: Uint8Array): void {
-  if (pooled.has(chunk.buffer as ArrayBuffer) && pool.length < POOL_MAX) pool.push(chunk.buffer as ArrayBuffer);
-}
-
-// Sockets with bytes queued this turn, flushed together in one microtask.
-let dirty: RawPeer[] = [];
-let flushScheduled = false;
-
-function flushDirty(): void {
-  flushScheduled = false;
-  const peers = dirty;
-  dirty = [];
-  for (const peer of peers) peer.flush();
+/** Writes the next slice of the pass, or starts the next pass when this one is done; goes on at the next turn. */
+function pump(): void {
+  if (passHead === pass.length) {
+    const next: RawPeer[] = [];
+    passId++;
+    // Senders first, so that their copy, which is what lets them send again, comes back while the pass still has
+    // most sockets to write: their next messages then reach those in this pass instead of waiting for a new one.
+    for (const peer of pass) if (peer.sent && peer.nextPass(passId)) next.push(peer);
+    for (const peer of pass) if (peer.nextPass(passId)) next.push(peer);
+    pass = next;
+    passHead = 0;
+    if (next.length === 0) {
+      pumping = false;
+      return;
+    }
+  }
+  const end = Math.min(pass.length, passHead + WRITE_SLICE);
+  while (passHead < end) pass[passHead++].flush();
+  setImmediate(pump);
 }
 
 const OPEN = 0;
@@ -127,6 +176,10 @@ interface RawPeerHost {
   readonly logger: Logger;
   readonly maxBufferedBytes: number;
   finished(peer: RawPeer, code: number, reason: string): void;
+  /** Makes the protocol state machine of `peer`, whose callbacks act on it. */
+  createProtocol(peer: RawPeer): ServerProtocol;
+  /** A peer's read loop is over (its connection is closed). */
+  readingEnded(): void;
 }
 
 /** One connection of the raw engine, as a {@linkcode Peer}: an output queue with at most one write in flight. */
@@ -135,26 +188,45 @@ export class RawPeer implements Peer {
   readonly id: number = nextPeerId();
   /** The hub's handle, set once the peer has joined. */
   connection: Connection | undefined;
+  /** Whether a message arrived from this socket since its last pass of writes began (it goes first in the next). */
+  sent = false;
   /** Whether anything arrived since the idle sweep last looked. */
   active = true;
   /** Whether the idle sweep sent a ping that is still unanswered. */
   pinged = false;
-  /** The connection's protocol state machine, set right after construction. */
-  protocol: ServerProtocol | undefined;
+  /**
+   * The connection's protocol state machine, made when the first bytes arrive or we close: a client that never sends
+   * anything (most idle members of a room) costs none (~0.5 KB with its callbacks).
+   */
+  #protocol: ServerProtocol | null = null;
   /** Frees the connection's limiter slot; called once when the connection ends. */
   release: (() => void) | undefined;
   readonly #conn: Deno.Conn;
   readonly #host: RawPeerHost;
-  /** Chunks ready to write, in order: filled output buffers and large frames. */
-  #sealed: Uint8Array[] = [];
-  /** The output buffer being filled (none while idle), and how much of it is used. */
+  /** Chunks ready to write before the end of the queue, in order: filled private buffers and slices (rarely any). */
+  #sealed: Uint8Array[] | null = null;
+  /**
+   * The end of the queue, after `#sealed`: at most one of a slice of shared frame bytes that grows while the frames
+   * this socket gets are adjacent (`#slice[#sliceStart, #sliceEnd)`), or a private buffer being filled (`#buf`, `#len`
+   * bytes used) once they are not. Neither while idle.
+   */
+  #slice: Uint8Array | null = null;
+  #sliceStart = 0;
+  #sliceEnd = 0;
   #buf: Uint8Array | null = null;
   #len = 0;
-  /** Bytes in `#sealed` plus `#len`. */
+  /** Bytes in `#sealed`, the slice and `#buf`. */
   #queued = 0;
   #inFlight = 0;
   #writing = false;
-  #dirty = false;
+  /** The chunk being written, how much of it is written, and how many chunks of this turn's batch are left. */
+  #chunk: Uint8Array | null = null;
+  #offset = 0;
+  #batch = 0;
+  /** The callback of every write (made on the first: a socket never written to costs none). */
+  #onWritten: ((written: number | Error) => void) | null = null;
+  /** Whether this socket has bytes waiting for its turn in a pass. */
+  #waiting = false;
   #state = OPEN;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
   /** The code this side closed with, reported when the peer itself sent none. */
@@ -162,8 +234,12 @@ export class RawPeer implements Peer {
   #closeReason = "";
   /** Set when the closing handshake is done on our side: once flushed, the write side ends. */
   #peerClosed = false;
-  /** The read loop, paused while the output is over its cap, waiting for it to drain. */
-  #writable: (() => void) | null = null;
+  /** The read buffer: small while idle (a pending read pins it), doubled while reads fill it. */
+  #buffer: Uint8Array = new Uint8Array(READ_BUFFER_MIN);
+  /** Whether reading is paused while the output is over its cap (see {@linkcode RawPeer.#readNext}). */
+  #readPaused = false;
+  /** Whether the read loop is over (EOF, reset, or closed by us). */
+  #readEnded = false;
 
   /** Wraps an upgraded connection. */
   constructor(conn: Deno.Conn, host: RawPeerHost) {
@@ -181,69 +257,157 @@ export class RawPeer implements Peer {
     return this.#state === OPEN;
   }
 
+  /** Starts the read loop, after `early` (bytes that came with the request head), if any. */
+  startReading(early: Uint8Array | undefined): void {
+    if (early !== undefined && !this.#receive(early)) return;
+    this.#readNext();
+  }
+
   /**
-   * Resolves once the output is back under `maxBufferedBytes`, or the connection is over. The read loop waits here
-   * before reading more, so a client that keeps sending while it reads nothing (pings whose pongs pile up, messages
+   * Reads the next chunk, unless the output is over `maxBufferedBytes`: then reading waits until it drains (or the
+   * connection is over), so a client that keeps sending while it reads nothing (pings whose pongs pile up, messages
    * echoed back to it) is held back by TCP flow control: what it can pin is bounded by the cap.
    */
-  writable(): Promise<void> {
-    if (this.bufferedAmount <= this.#host.maxBufferedBytes || this.#state === CLOSED) return Promise.resolve();
-    return new Promise((resolve) => this.#writable = resolve);
+  #readNext(): void {
+    if (this.#state === CLOSED) {
+      this.#endReading();
+      return;
+    }
+    if (this.bufferedAmount > this.#host.maxBufferedBytes) {
+      this.#readPaused = true;
+      return;
+    }
+    // Plain callbacks rather than an async loop: an idle connection then holds one pending read and nothing else.
+    this.#conn.read(this.#buffer).then(this.#onRead, this.#onRead);
+  }
+
+  /** A read's outcome: bytes read, EOF, or (rejected) reset by the peer or closed by us; one callback for both. */
+  readonly #onRead = (n: number | null | Error): void => {
+    if (typeof n !== "number") {
+      this.#endReading();
+      return;
+    }
+    const buffer = this.#buffer;
+    if (!this.#receive(buffer.subarray(0, n))) return;
+    if (n === buffer.length) {
+      if (n < READ_BUFFER_MAX) this.#buffer = new Uint8Array(2 * n);
+    } else if (n < buffer.length >>> 3 && buffer.length > READ_BUFFER_MIN) {
+      // The burst is over: an idle socket should not keep a large buffer pinned by its pending read.
+      this.#buffer = new Uint8Array(READ_BUFFER_MIN);
+    }
+    this.#readNext();
+  };
+
+  /** Feeds `chunk` to the protocol; false when that failed and the connection is over. */
+  #receive(chunk: Uint8Array): boolean {
+    const protocol = this.#protocol ??= this.#host.createProtocol(this);
+    // After the close, input is read only to be dropped, so that closing never meets unread bytes (RST).
+    if (protocol.closed) return true;
+    this.active = true;
+    try {
+      protocol.receive(chunk);
+      return true;
+    } catch {
+      // A callback threw (the protocol's own failures are reported, not thrown): end the connection, as a broken read.
+      this.#endReading();
+      return false;
+    }
+  }
+
+  /** EOF: after a clean close, the end of the handshake; before it, 1006 unless we closed first. */
+  #endReading(): void {
+    if (this.#readEnded) return;
+    this.#readEnded = true;
+    this.connection?.disconnect();
+    this.terminate();
+    this.#host.readingEnded();
   }
 
   #wakeReader(): void {
-    const wake = this.#writable;
-    if (wake !== null && (this.bufferedAmount <= this.#host.maxBufferedBytes || this.#state === CLOSED)) {
-      this.#writable = null;
-      wake();
+    if (this.#readPaused && (this.bufferedAmount <= this.#host.maxBufferedBytes || this.#state === CLOSED)) {
+      this.#readPaused = false;
+      this.#readNext();
     }
   }
 
   /**
-   * Queues one message. Short ASCII text is framed straight into the output buffer; anything else is framed once
-   * per distinct message (however many peers it goes to) and copied in, or queued as it is when large.
+   * Queues one message. It is framed once per distinct message however many peers it goes to (the frame cache), and
+   * this socket queues the frame's bytes: it extends the slice it already queued when the frame comes right after it
+   * in the log, as every frame of a room's fan-out does for its members, so a broadcast costs no copy per recipient.
    */
   send(data: Message): void {
     if (this.#state !== OPEN) return;
-    if (typeof data === "string" && data.length <= SHORT_TEXT_UNITS && this.#writeShortAscii(data)) return;
-    this.#enqueue(frameOf(data));
+    if (data !== cachedData) cacheFrame(data);
+    this.#push(cachedBytes, cachedStart, cachedEnd);
   }
 
-  /** Writes `text` as a text frame into the output buffer if it is all ASCII; returns false (nothing queued) if not. */
-  #writeShortAscii(text: string): boolean {
-    const units = text.length;
-    this.#reserve(units + 2);
-    const buf = this.#buf!;
-    const start = this.#len;
-    for (let i = 0, at = start + 2; i < units; i++, at++) {
-      const unit = text.charCodeAt(i);
-      if (unit > 0x7f) return false;
-      buf[at] = unit;
-    }
-    buf[start] = 0x81; // FIN + text
-    buf[start + 1] = units;
-    this.#len += units + 2;
-    this.#queued += units + 2;
+  /** Queues `bytes[start, end)`, which must never change afterwards (frame log bytes, or a frame of its own). */
+  #push(bytes: Uint8Array, start: number, end: number): void {
+    if (this.#slice === bytes && this.#sliceEnd === start) this.#sliceEnd = end;
+    else this.#pushApart(bytes, start, end);
+    this.#queued += end - start;
     this.#schedule();
-    return true;
   }
 
-  /** Makes room for `bytes` more in the output buffer, sealing a full one and taking a fresh one from the pool. */
-  #reserve(bytes: number): void {
-    if (this.#buf === null || this.#len + bytes > this.#buf.length) {
-      this.#seal();
-      this.#buf = takeBuffer();
+  /** {@linkcode RawPeer.#push} for a frame that does not extend the queued slice. */
+  #pushApart(bytes: Uint8Array, start: number, end: number): void {
+    const slice = this.#slice;
+    if (slice !== null) {
+      this.#slice = null;
+      // Keep the slice when it is long, or when nothing else waits: a full segment ended it, and a copy for each of a
+      // room's members would cost more than their second write. A short one behind other chunks is copied out, so a
+      // socket that is not being written to never pins more than a few segments for a few bytes each.
+      if (!this.#sealed?.length || this.#sliceEnd - this.#sliceStart >= SLICE_KEEP_MIN) {
+        (this.#sealed ??= []).push(slice.subarray(this.#sliceStart, this.#sliceEnd));
+      } else {
+        this.#copy(slice, this.#sliceStart, this.#sliceEnd);
+      }
     }
+    if (this.#buf !== null && end - start <= COPY_MAX) {
+      this.#copy(bytes, start, end);
+      return;
+    }
+    this.#seal();
+    this.#slice = bytes;
+    this.#sliceStart = start;
+    this.#sliceEnd = end;
   }
 
-  /** Moves the filled part of the output buffer to the write queue. */
+  /** Copies `bytes[start, end)` (at most {@linkcode OUT_BUFFER_BYTES}) into the private buffer. */
+  #copy(bytes: Uint8Array, start: number, end: number): void {
+    const length = end - start;
+    let buf = this.#buf;
+    if (buf === null || this.#len + length > buf.length) {
+      this.#seal();
+      this.#buf = buf = pool.take();
+    }
+    const at = this.#len;
+    if (length <= 64) { for (let i = 0; i < length; i++) buf[at + i] = bytes[start + i]; }
+    else buf.set(bytes.subarray(start, end), at);
+    this.#len = at + length;
+  }
+
+  /** Moves the end of the queue (the slice or the private buffer) to the chunks ready to write. */
   #seal(): void {
+    const tail = this.#takeTail();
+    if (tail !== undefined) (this.#sealed ??= []).push(tail);
+  }
+
+  /** Takes the end of the queue (the slice or the private buffer) as one chunk; undefined when it holds nothing. */
+  #takeTail(): Uint8Array | undefined {
+    const slice = this.#slice;
+    if (slice !== null) {
+      this.#slice = null;
+      return slice.subarray(this.#sliceStart, this.#sliceEnd);
+    }
     const buf = this.#buf;
-    if (buf === null) return;
-    if (this.#len > 0) this.#sealed.push(buf.subarray(0, this.#len));
-    else recycle(buf);
+    if (buf === null) return undefined;
+    const length = this.#len;
     this.#buf = null;
     this.#len = 0;
+    if (length > 0) return buf.subarray(0, length);
+    pool.give(buf);
+    return undefined;
   }
 
   /** Queues a ping (idle checks). */
@@ -265,8 +429,7 @@ export class RawPeer implements Peer {
       return;
     }
     // Through the protocol, so that it reports the peer's answering close instead of echoing a second one.
-    if (this.protocol) this.protocol.close(code, reason);
-    else this.#enqueue(encodeClose(code, reason));
+    (this.#protocol ??= this.#host.createProtocol(this)).close(code, reason);
     this.#closeTimer = setTimeout(() => this.terminate(), CLOSE_TIMEOUT_MS);
   }
 
@@ -313,9 +476,10 @@ export class RawPeer implements Peer {
     this.#state = CLOSED;
     clearTimeout(this.#closeTimer);
     this.#wakeReader();
-    for (const chunk of this.#sealed) recycle(chunk);
-    if (this.#buf !== null) recycle(this.#buf);
-    this.#sealed = [];
+    for (const chunk of this.#sealed ?? []) pool.give(chunk);
+    if (this.#buf !== null) pool.give(this.#buf);
+    this.#sealed = null;
+    this.#slice = null;
     this.#buf = null;
     this.#len = 0;
     this.#queued = 0;
@@ -327,68 +491,94 @@ export class RawPeer implements Peer {
     this.#host.finished(this, this.#closeCode, this.#closeReason);
   }
 
-  #enqueue(bytes: Uint8Array): void {
-    const length = bytes.length;
-    if (length > COPY_MAX) {
-      this.#seal();
-      this.#sealed.push(bytes);
-    } else {
-      this.#reserve(length);
-      this.#buf!.set(bytes, this.#len);
-      this.#len += length;
-    }
-    this.#queued += length;
-    this.#schedule();
+  /** Queues a frame of its own (control frames). */
+  #enqueue(frame: Uint8Array): void {
+    this.#push(frame, 0, frame.length);
   }
 
-  /** Registers this socket for the end-of-turn flush, unless a write in flight will pick the queue up anyway. */
+  /** The pass this socket was last put in. */
+  #pass = -1;
+
+  /** Puts this socket in line for its turn in a pass of writes, unless it is in line already or writing. */
   #schedule(): void {
-    if (this.#writing || this.#dirty) return;
-    this.#dirty = true;
-    dirty.push(this);
-    if (!flushScheduled) {
-      flushScheduled = true;
-      queueMicrotask(flushDirty);
+    if (this.#writing || this.#waiting) return;
+    this.#waiting = true;
+    // Written in this pass already: the next pass takes it in the same place. Otherwise it joins this pass.
+    if (this.#pass !== passId) {
+      this.#pass = passId;
+      joinPass(this);
     }
   }
 
-  /** Starts writing what is queued, unless a write is already in flight (it picks the queue up when done). */
-  flush(): void {
-    this.#dirty = false;
-    if (!this.#writing && this.#queued > 0 && this.#state !== CLOSED) void this.#drain();
+  /** Whether this socket goes in pass `id` (it has bytes waiting); if so, it is now in it. */
+  nextPass(id: number): boolean {
+    if (!this.#waiting || this.#pass === id || this.#state === CLOSED) return false;
+    this.#pass = id;
+    this.sent = false;
+    return true;
   }
 
-  async #drain(): Promise<void> {
+  /** Writes what is queued: its turn in the pass has come. Whatever comes meanwhile waits for the next pass. */
+  flush(): void {
+    this.#waiting = false;
+    if (this.#writing || this.#queued === 0 || this.#state === CLOSED) return;
     this.#writing = true;
-    try {
-      while (this.#queued > 0) {
-        this.#seal();
-        const chunks = this.#sealed;
-        this.#inFlight = this.#queued;
-        this.#sealed = [];
-        this.#queued = 0;
-        for (const chunk of chunks) {
-          let offset = 0;
-          // A write may take fewer bytes than given: go on from where it stopped.
-          while (offset < chunk.length) {
-            const written = await this.#conn.write(offset === 0 ? chunk : chunk.subarray(offset));
-            offset += written;
-            this.#inFlight -= written;
-            if (this.#writable !== null) this.#wakeReader();
-          }
-          recycle(chunk);
-        }
-        this.#inFlight = 0;
-      }
-    } catch {
+    const sealed = this.#sealed;
+    if (!sealed?.length) {
+      // Nearly always: one slice of the frame log, or one private buffer.
+      this.#batch = 1;
+      this.#writeChunk(this.#takeTail()!);
+      return;
+    }
+    this.#seal();
+    this.#batch = sealed.length;
+    this.#writeChunk(sealed.shift()!);
+  }
+
+  /** Starts writing `chunk`, the next of the batch (plain callbacks: this runs for every socket of every pass). */
+  #writeChunk(chunk: Uint8Array): void {
+    this.#chunk = chunk;
+    this.#offset = 0;
+    this.#queued -= chunk.length;
+    this.#inFlight = chunk.length;
+    const done = this.#onWritten ??= (written) => this.#written(written);
+    this.#conn.write(chunk).then(done, done);
+  }
+
+  /** A write's outcome: bytes written, or (rejected) the connection broke; one callback for both. */
+  #written(written: number | Error): void {
+    if (typeof written !== "number") {
       // The connection broke under a write: the read side will see it too; end it here.
       this.#inFlight = 0;
+      this.#writing = false;
+      this.#chunk = null;
       this.terminate();
       return;
-    } finally {
-      this.#writing = false;
     }
-    if (this.#peerClosed && this.#state === CLOSING && this.#queued === 0) this.#endWrite();
+    const chunk = this.#chunk!;
+    this.#offset += written;
+    this.#inFlight -= written;
+    if (this.#readPaused) this.#wakeReader();
+    if (this.#state === CLOSED) {
+      // Terminated meanwhile: its queue is gone.
+      this.#writing = false;
+      this.#chunk = null;
+      return;
+    }
+    if (this.#offset < chunk.length) {
+      // A write may take fewer bytes than given: go on from where it stopped.
+      this.#conn.write(chunk.subarray(this.#offset)).then(this.#onWritten!, this.#onWritten!);
+      return;
+    }
+    pool.give(chunk);
+    this.#chunk = null;
+    if (--this.#batch > 0) {
+      this.#writeChunk(this.#sealed!.shift()!);
+      return;
+    }
+    this.#writing = false;
+    if (this.#queued > 0) this.#schedule();
+    else if (this.#peerClosed && this.#state === CLOSING) this.#endWrite();
   }
 }
 
@@ -477,6 +667,9 @@ export function serveRaw(options: RawServeOptions): RawServer {
     upgrades.set(marker, request);
     return marker;
   });
+  /** Read loops still running, and what waits for them to end (shutdown). */
+  let liveSockets = 0;
+  let socketsEnded: (() => void) | undefined;
   const host: RawPeerHost = {
     logger,
     maxBufferedBytes: options.maxBufferedBytes,
@@ -487,6 +680,35 @@ export function serveRaw(options: RawServeOptions): RawServer {
       peer.release = undefined;
       hub.stats.countClose(code);
       logger.log("info", "client disconnected", { peer: peer.id, code, reason: reason || undefined });
+    },
+    createProtocol(peer) {
+      return new ServerProtocol({
+        maxMessageBytes: options.maxMessageBytes,
+        onMessage: (data, bytes, start, end) => {
+          const connection = peer.connection;
+          if (connection === undefined) return;
+          peer.sent = true;
+          if (bytes !== undefined) cacheReceivedText(data as string, bytes, start!, end!);
+          connection.receive(data);
+        },
+        write: (bytes) => peer.writeControl(bytes),
+        onPong: () => {
+          peer.pinged = false;
+        },
+        onClose: (code, reason) => {
+          peer.connection?.disconnect();
+          peer.peerClosed(code, reason);
+        },
+        onError: (code, reason) => {
+          if (code === CLOSE_CODE.MessageTooBig) hub.stats.dropped.too_big++;
+          logger.log("warn", "closing connection: " + reason, { peer: peer.id, code });
+          peer.connection?.disconnect();
+          peer.peerClosed(code, reason);
+        },
+      });
+    },
+    readingEnded() {
+      if (--liveSockets === 0) socketsEnded?.();
     },
   };
 
@@ -509,9 +731,12 @@ export function serveRaw(options: RawServeOptions): RawServer {
     }, (options.idleTimeout * 1000) / 2);
   }
 
-  async function handleConnection(conn: Deno.Conn, ip: string, release: () => void): Promise<void> {
-    // Two steps, so that nothing of the handshake (head buffer, Request, Headers) stays reachable from the
-    // long-lived socket loop: an idle connection should cost its socket and little else.
+  /**
+   * Reads the request and answers it; returns true when the connection was upgraded and its socket started. The
+   * handshake ends here, so that nothing of it (head buffer, Request, Headers, its deadline) stays reachable from the
+   * long-lived socket: an idle connection should cost its socket and little else.
+   */
+  async function handshake(conn: Deno.Conn, ip: string, release: () => void): Promise<boolean> {
     let start: SocketStart | undefined;
     // One deadline for the whole request and the upgrade: a client that trickles its head, or never reads our answer,
     // is cut when it passes.
@@ -528,7 +753,9 @@ export function serveRaw(options: RawServeOptions): RawServer {
       clearTimeout(deadline);
       release();
     }
-    if (start !== undefined) await runSocket(conn, start);
+    if (start === undefined) return false;
+    startSocket(conn, start);
+    return true;
   }
 
   /**
@@ -613,7 +840,7 @@ export function serveRaw(options: RawServeOptions): RawServer {
 
   /** Sends the 101; false when the connection failed or the server is stopping. */
   async function writeUpgrade(conn: Deno.Conn, key: string, protocol: string | undefined): Promise<boolean> {
-    const accept = await computeAcceptKey(key);
+    const accept = computeAcceptKey(key);
     const fields: [string, string][] = [
       ["Upgrade", "websocket"],
       ["Connection", "Upgrade"],
@@ -624,29 +851,11 @@ export function serveRaw(options: RawServeOptions): RawServer {
     return (await tryWrite(conn, head)) && !stopping;
   }
 
-  async function runSocket(conn: Deno.Conn, start: SocketStart): Promise<void> {
+  function startSocket(conn: Deno.Conn, start: SocketStart): void {
+    if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
     const peer = new RawPeer(conn, host);
     peer.release = start.release;
     peers.add(peer);
-    const protocol = new ServerProtocol({
-      maxMessageBytes: options.maxMessageBytes,
-      onMessage: (data) => peer.connection?.receive(data),
-      write: (bytes) => peer.writeControl(bytes),
-      onPong: () => {
-        peer.pinged = false;
-      },
-      onClose: (code, reason) => {
-        peer.connection?.disconnect();
-        peer.peerClosed(code, reason);
-      },
-      onError: (code, reason) => {
-        if (code === CLOSE_CODE.MessageTooBig) hub.stats.dropped.too_big++;
-        logger.log("warn", "closing connection: " + reason, { peer: peer.id, code });
-        peer.connection?.disconnect();
-        peer.peerClosed(code, reason);
-      },
-    });
-    peer.protocol = protocol;
     peer.connection = hub.connect(peer, start.endpoint);
     start.opened?.(peer.connection);
     logger.log("info", "client connected", {
@@ -656,33 +865,8 @@ export function serveRaw(options: RawServeOptions): RawServer {
       sub: start.sub,
       protocol: start.protocol,
     });
-    if (start.early !== undefined) {
-      protocol.receive(start.early);
-      start.early = undefined;
-    }
-    let buffer = new Uint8Array(READ_BUFFER_MIN);
-    try {
-      for (;;) {
-        // Read no more from a peer whose output is over its cap until it drains (see RawPeer.writable).
-        await peer.writable();
-        const n = await conn.read(buffer);
-        if (n === null) break;
-        // After the close, input is read only to be dropped, so that closing never meets unread bytes (RST).
-        if (protocol.closed) continue;
-        peer.active = true;
-        protocol.receive(buffer.subarray(0, n));
-        if (n === buffer.length) {
-          if (buffer.length < READ_BUFFER_MAX) buffer = new Uint8Array(buffer.length * 2);
-        } else if (n < buffer.length >>> 3 && buffer.length > READ_BUFFER_MIN) {
-          // The burst is over: an idle socket should not keep a large buffer pinned by its pending read.
-          buffer = new Uint8Array(READ_BUFFER_MIN);
-        }
-      }
-    } catch {
-      // Reset by the peer, or closed by us (terminate): either way the connection is over.
-    }
-    peer.connection?.disconnect();
-    peer.terminate(); // EOF: after a clean close, the end of the handshake; before it, 1006 unless we closed first
+    liveSockets++;
+    peer.startReading(start.early);
   }
 
   /**
@@ -717,13 +901,14 @@ export function serveRaw(options: RawServeOptions): RawServer {
       return;
     }
     conns.add(conn);
-    const task = handleConnection(conn, ip, slot).catch((error) => {
+    const task = handshake(conn, ip, slot).catch((error) => {
       logger.log("error", "connection handler failed", { error: String(error) });
-    }).finally(() => {
+      return false;
+    }).then((upgraded) => {
       conns.delete(conn);
       tasks.delete(task);
-      // Plain HTTP connections end here; upgraded ones were closed by terminate().
-      closeQuietly(conn);
+      // Plain HTTP connections end here; upgraded ones belong to their peer, which closes them.
+      if (!upgraded) closeQuietly(conn);
     });
     tasks.add(task);
   }
@@ -783,6 +968,8 @@ export function serveRaw(options: RawServeOptions): RawServer {
       for (const peer of [...peers]) peer.terminate();
       for (const conn of conns) closeQuietly(conn);
       await Promise.allSettled([...tasks]);
+      // Every read loop has seen its connection closed (its pending read settled), so no operation is left behind.
+      if (liveSockets > 0) await new Promise<void>((resolve) => socketsEnded = resolve);
       finishedResolve();
     },
   };

@@ -306,3 +306,167 @@ export function encodePing(payload: Uint8Array = new Uint8Array(0), options?: Ma
 export function encodePong(payload: Uint8Array = new Uint8Array(0), options?: MaskOptions): Uint8Array {
   return encodeFrame(OPCODE.Pong, payload, options);
 }
+
+/** Options for {@linkcode FrameLog}. */
+export interface FrameLogOptions {
+  /**
+   * Size of each segment frames are appended to, in bytes (at least 64). Frames over a quarter of it get a buffer of
+   * their own.
+   *
+   * @default {65536} (a few hundred chat messages per segment; a segment costs one allocation)
+   */
+  segmentBytes?: number;
+}
+
+const FRAME_LOG_DEFAULTS = { segmentBytes: 64 * 1024 } as const;
+const MIN_SEGMENT_BYTES = 64;
+// A frame of this many UTF-16 units is at most 3 bytes per unit plus a 2-byte header: it fits a 7-bit length.
+const SHORT_FRAME_UNITS = 125;
+
+/**
+ * Server frames, each encoded once, appended one after another to shared append-only segments. A transport that sends
+ * one message to many sockets frames it here once and queues the same bytes, `bytes[start, end)`, for every socket;
+ * frames appended one after the other are adjacent, so a socket that receives them all can send them with one slice.
+ *
+ * Bytes once appended never change: a segment that is full is left to whoever still holds a slice of it, and the log
+ * goes on in a new one, so slices stay valid as long as they are referenced. After an append, `bytes`, `start` and
+ * `end` locate the new frame (read them before the next append).
+ *
+ * @example
+ * ```ts
+ * import { FrameLog } from "./frame.ts";
+ * import assert from "node:assert/strict";
+ * const log = new FrameLog();
+ * log.appendText("hi");
+ * const first = { bytes: log.bytes, start: log.start };
+ * log.appendText("é");
+ * assert.equal(log.bytes, first.bytes); // the same segment, the frames adjacent
+ * assert.equal(log.start, first.start + 4);
+ * assert.deepEqual(log.bytes.subarray(first.start, log.end), new Uint8Array([0x81, 2, 0x68, 0x69, 0x81, 2, 0xc3, 0xa9]));
+ * ```
+ */
+export class FrameLog {
+  readonly #segmentBytes: number;
+  readonly #largeBytes: number;
+  #segment: Uint8Array;
+  #used = 0;
+  #bytes: Uint8Array;
+  #start = 0;
+  #end = 0;
+
+  /** Creates an empty log; throws a `RangeError` for a segment size that is not a safe integer of at least 64. */
+  constructor(options: FrameLogOptions = {}) {
+    const segmentBytes = options.segmentBytes ?? FRAME_LOG_DEFAULTS.segmentBytes;
+    if (!Number.isSafeInteger(segmentBytes) || segmentBytes < MIN_SEGMENT_BYTES) {
+      throw new RangeError(`segmentBytes must be a safe integer of at least ${MIN_SEGMENT_BYTES}: ${segmentBytes}`);
+    }
+    this.#segmentBytes = segmentBytes;
+    this.#largeBytes = segmentBytes >>> 2;
+    this.#segment = this.#bytes = new Uint8Array(segmentBytes);
+  }
+
+  /** The buffer holding the frame appended last. */
+  get bytes(): Uint8Array {
+    return this.#bytes;
+  }
+
+  /** Where the frame appended last starts in {@linkcode FrameLog.bytes}. */
+  get start(): number {
+    return this.#start;
+  }
+
+  /** Where the frame appended last ends in {@linkcode FrameLog.bytes}. */
+  get end(): number {
+    return this.#end;
+  }
+
+  /** Appends `text` as one final text frame (lone surrogates become U+FFFD, as in {@linkcode encodeText}). */
+  appendText(text: string): void {
+    const units = text.length;
+    if (units <= SHORT_FRAME_UNITS) {
+      // Most hub traffic is short ASCII: copy the units straight into the segment, and only fall back when one is not.
+      const at = this.#room(2 + units);
+      const segment = this.#segment;
+      let i = 0;
+      for (; i < units; i++) {
+        const unit = text.charCodeAt(i);
+        if (unit > 0x7f) break;
+        segment[at + 2 + i] = unit;
+      }
+      if (i === units) {
+        segment[at] = FIN_BIT | OPCODE.Text;
+        segment[at + 1] = units;
+        this.#commit(at, at + 2 + units);
+        return;
+      }
+    }
+    const most = 3 * units;
+    if (4 + most > this.#largeBytes) {
+      this.#own(encodeText(text));
+      return;
+    }
+    // Encode after a 4-byte header (a 16-bit length); a payload under 126 bytes then moves up by 2 for a 7-bit one.
+    const at = this.#room(4 + most);
+    const segment = this.#segment;
+    const written = encoder.encodeInto(text, segment.subarray(at + 4, at + 4 + most)).written;
+    if (written < LENGTH_16) {
+      segment.copyWithin(at + 2, at + 4, at + 4 + written);
+      writeHeader(segment, at, FIN_BIT | OPCODE.Text, written);
+      this.#commit(at, at + 2 + written);
+    } else {
+      writeHeader(segment, at, FIN_BIT | OPCODE.Text, written);
+      this.#commit(at, at + 4 + written);
+    }
+  }
+
+  /**
+   * Appends one final data frame of `opcode` (text or binary) whose payload is a copy of `payload[start, end)`: for
+   * bytes that are already what the frame must carry, such as a text message's payload as it was received.
+   */
+  appendFrame(
+    opcode: typeof OPCODE.Text | typeof OPCODE.Binary,
+    payload: Uint8Array,
+    start = 0,
+    end = payload.length,
+  ): void {
+    const length = end - start;
+    const header = headerSize(length);
+    if (header + length > this.#largeBytes) {
+      const frame = new Uint8Array(header + length);
+      writeHeader(frame, 0, FIN_BIT | opcode, length);
+      frame.set(payload.subarray(start, end), header);
+      this.#own(frame);
+      return;
+    }
+    const at = this.#room(header + length);
+    const segment = this.#segment;
+    writeHeader(segment, at, FIN_BIT | opcode, length);
+    const body = at + header;
+    // A loop beats the native copy for the short payloads most messages have (no view to allocate).
+    if (length <= 64) { for (let i = 0; i < length; i++) segment[body + i] = payload[start + i]; }
+    else segment.set(payload.subarray(start, end), body);
+    this.#commit(at, body + length);
+  }
+
+  /** Where `bytes` more fit in the current segment, starting a new segment when they do not. */
+  #room(bytes: number): number {
+    if (this.#used + bytes > this.#segmentBytes) {
+      this.#segment = new Uint8Array(this.#segmentBytes);
+      this.#used = 0;
+    }
+    return this.#used;
+  }
+
+  #commit(start: number, end: number): void {
+    this.#bytes = this.#segment;
+    this.#start = start;
+    this.#end = this.#used = end;
+  }
+
+  /** Records a frame with a buffer of its own. */
+  #own(frame: Uint8Array): void {
+    this.#bytes = frame;
+    this.#start = 0;
+    this.#end = frame.length;
+  }
+}

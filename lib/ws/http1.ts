@@ -6,6 +6,8 @@
  * @module
  */
 
+import { sha1 } from "./sha1.ts";
+
 /** Options for {@linkcode parseRequestHead}. */
 export interface ParseRequestHeadOptions {
   /**
@@ -135,6 +137,7 @@ const COLON = 0x3a;
 const INCOMPLETE = { kind: "incomplete" } as const;
 // RFC 6455 §1.3: the fixed GUID appended to Sec-WebSocket-Key before hashing.
 const WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+const utf8Encoder = new TextEncoder();
 
 // RFC 9110 §5.6.2 tchar, as a lookup table indexed by byte.
 const TOKEN = new Uint8Array(256);
@@ -431,16 +434,16 @@ export function serializeResponseHead(
 
 /**
  * Computes the `Sec-WebSocket-Accept` value for a client's `Sec-WebSocket-Key`: the base64 SHA-1 of the key and the
- * RFC 6455 GUID (§4.2.2).
+ * RFC 6455 GUID (§4.2.2). Synchronous (our own SHA-1), so a handshake takes no extra trip through the event loop.
  *
  * @example
  * ```ts
  * import { computeAcceptKey } from "./http1.ts";
  * import assert from "node:assert/strict";
- * assert.equal(await computeAcceptKey("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+ * assert.equal(computeAcceptKey("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
  * ```
  */
-export async function computeAcceptKey(key: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-1", new TextEncoder().encode(key + WEBSOCKET_GUID));
-  return btoa(String.fromCharCode(...new Uint8Array(digest)));
+export function computeAcceptKey(key: string): string {
+  const digest = sha1(utf8Encoder.encode(key + WEBSOCKET_GUID));
+  return btoa(String.fromCharCode.apply(null, digest as unknown as number[]));
 }

@@ -40,8 +40,12 @@ export interface ServerProtocolOptions {
    * @default {1048576}
    */
   maxMessageBytes?: number;
-  /** Called with each complete message: text as a `string`, binary as an `ArrayBuffer` of exactly its bytes. */
-  onMessage?: (data: Message) => void;
+  /**
+   * Called with each complete message: text as a `string`, binary as an `ArrayBuffer` of exactly its bytes. For text,
+   * `bytes[start, end)` are also the UTF-8 bytes it was decoded from, valid only during the call (they may be the
+   * caller's chunk): a transport that relays the message unchanged can frame these instead of encoding the string.
+   */
+  onMessage?: (data: Message, bytes?: Uint8Array, start?: number, end?: number) => void;
   /** Called after a ping has been answered (the pong is already passed to `write`); `payload` is a copy. */
   onPing?: (payload: Uint8Array) => void;
   /** Called with each pong's payload (a copy). */
@@ -191,7 +195,7 @@ function copyToArrayBuffer(bytes: Uint8Array, start: number, end: number): Array
  */
 export class ServerProtocol {
   #maxMessageBytes: number;
-  #onMessage: (data: Message) => void;
+  #onMessage: (data: Message, bytes?: Uint8Array, start?: number, end?: number) => void;
   #onPing: (payload: Uint8Array) => void;
   #onPong: (payload: Uint8Array) => void;
   #onClose: (code: number, reason: string) => void;
@@ -439,7 +443,7 @@ export class ServerProtocol {
     if (opcode === OPCODE.Text && this.#fin) {
       const text = decodeUtf8(bytes, start, end);
       if (text === null) this.#fail(CLOSE_CODE.InvalidPayload, FAILURE.InvalidUtf8);
-      else this.#onMessage(text);
+      else this.#onMessage(text, bytes, start, end);
       return;
     }
     if (opcode === OPCODE.Binary && this.#fin) {
@@ -487,16 +491,17 @@ export class ServerProtocol {
     buffer.set(payload, used);
     this.#messageBytes = length;
     if (!this.#fin) return;
-    let message: Message;
     if (text) {
       if (!this.#validator!.complete) {
         this.#fail(CLOSE_CODE.InvalidPayload, FAILURE.InvalidUtf8);
         return;
       }
-      message = utf8.decode(buffer.subarray(0, length));
-    } else {
-      message = length === buffer.length ? buffer.buffer as ArrayBuffer : buffer.slice(0, length).buffer;
+      const message = utf8.decode(buffer.subarray(0, length));
+      this.#endMessage();
+      this.#onMessage(message, buffer, 0, length);
+      return;
     }
+    const message = length === buffer.length ? buffer.buffer as ArrayBuffer : buffer.slice(0, length).buffer;
     this.#endMessage();
     this.#onMessage(message);
   }
